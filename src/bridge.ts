@@ -1,0 +1,274 @@
+/**
+ * @module bridge
+ * One WebSocket ⇄ one TCP (or unix) socket: byte-exact relay, backpressure both ways, liveness, and the
+ * tunnel's single teardown path. Knows nothing of tokens, HTTP or logging: it reports one `TunnelResult`
+ * when both sockets are closed and every timer is cleared.
+ */
+import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { WebSocket, RawData } from 'ws'
+import type { TextPolicy } from './config.js'
+import { CloseCode } from './protocol.js'
+import { timer } from './timer.js'
+import { publishBackpressure } from './events.js'
+
+/** How long a closing tunnel may take to flush and exchange close frames before it is cut. */
+export const CLOSE_TIMEOUT_MS = 30_000
+
+/** Who ended the tunnel. */
+export type Initiator = 'client' | 'target' | 'server'
+
+export interface TunnelResult {
+  readonly id: number
+  /** Close code: sent to the client, or received from it when it closed first (1006: it vanished). */
+  readonly code: number
+  readonly reason: string
+  readonly initiator: Initiator
+  /** Bytes written to the target (client → target) and sent to the client (target → client). */
+  readonly bytesUp: number
+  readonly bytesDown: number
+  readonly durationMs: number
+  /** errno-style code of the error that ended it, if any (ECONNRESET, WS_ERR_…). */
+  readonly error?: string
+}
+
+export interface BridgeOptions {
+  readonly id: number
+  readonly highWaterMarkBytes: number
+  readonly textPolicy: TextPolicy
+  readonly idleTimeoutMs: number
+}
+
+/** A live tunnel as the server sees it. */
+export interface Tunnel {
+  readonly id: number
+  /** Close from our side (shutdown, policy); pending bytes are flushed first where the peer allows. */
+  close(code: number, reason: string): void
+  /** One heartbeat round: terminates a peer that did not answer the previous ping, else pings it. */
+  heartbeat(): void
+  /** Bytes the daemon currently holds for this tunnel in user space, both directions. */
+  heldBytes(): number
+  readonly closed: Promise<TunnelResult>
+}
+
+const SEND_OPTIONS = { binary: true } as const
+
+const WS_ERROR_CLOSE_CODES: Record<string, number> = {
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
+  WS_ERR_INVALID_UTF8: CloseCode.INVALID_PAYLOAD,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1008,
+}
+
+/**
+ * Relays bytes between `ws` (whose raw socket is `wsSocket`) and `tcp` until either side ends.
+ * Memory per tunnel is bounded: the WebSocket is paused while the target's write buffer is full, and the
+ * target is paused while more than `highWaterMarkBytes` wait to be sent to the client.
+ */
+export function bridge(
+  ws: WebSocket,
+  wsSocket: Duplex,
+  tcp: Socket,
+  options: BridgeOptions,
+): Tunnel {
+  const startedAt = performance.now()
+  const rejectText = options.textPolicy === 'reject'
+  const tracksIdle = options.idleTimeoutMs > 0
+  const idleTimer = timer(tunnelOnIdleTimer, options.idleTimeoutMs)
+  const lingerTimer = timer(tunnelOnLingerTimer, CLOSE_TIMEOUT_MS + 1_000)
+  let bytesUp = 0
+  let bytesDown = 0
+  let lastActivity = startedAt
+  let wsPaused = false
+  let tcpPaused = false
+  let alive = true
+  let finished = false
+  let wsClosed = false
+  let tcpClosed = false
+  let result: Omit<TunnelResult, 'bytesUp' | 'bytesDown' | 'durationMs'> | undefined
+  let resolveClosed: (r: TunnelResult) => void = () => {}
+  const closed = new Promise<TunnelResult>((resolve) => (resolveClosed = resolve))
+
+  ws.on('message', wsOnMessage)
+  ws.on('pong', wsOnPong)
+  ws.on('close', wsOnClose)
+  ws.on('error', wsOnError)
+  tcp.on('data', tcpOnData)
+  tcp.on('drain', tcpOnDrain)
+  tcp.on('end', tcpOnEnd)
+  tcp.on('error', tcpOnError)
+  tcp.on('close', tcpOnClose)
+  idleTimer.start()
+
+  // --- client → target ---------------------------------------------------------------------------
+  function wsOnMessage(data: RawData, isBinary: boolean): void {
+    if (finished) return
+    if (!isBinary && rejectText) {
+      finish('server', CloseCode.UNSUPPORTED_DATA, 'text messages are not accepted')
+      return
+    }
+    const chunk = data as Buffer // binaryType 'nodebuffer': fragments arrive concatenated
+    bytesUp += chunk.length
+    alive = true
+    if (tracksIdle) lastActivity = performance.now()
+    // Pause the WebSocket instead of buffering: a slow target must slow the client down, or one client
+    // could grow our heap without bound (RFC 6455 has no flow control of its own).
+    if (!tcp.write(chunk) && !wsPaused) {
+      wsPaused = true
+      ws.pause()
+      publishBackpressure(options.id, 'up', true)
+    }
+  }
+
+  function tcpOnDrain(): void {
+    if (!wsPaused) return
+    wsPaused = false
+    ws.resume()
+    publishBackpressure(options.id, 'up', false)
+  }
+
+  // --- target → client ---------------------------------------------------------------------------
+  function tcpOnData(chunk: Buffer): void {
+    if (finished) return // the client is gone: keep reading so the target is not stuck, drop the bytes
+    bytesDown += chunk.length
+    if (tracksIdle) lastActivity = performance.now()
+    if (ws.bufferedAmount + chunk.length < options.highWaterMarkBytes) {
+      ws.send(chunk, SEND_OPTIONS)
+      return
+    }
+    // Above the high-water mark: stop reading the target until this chunk (and all before it) has
+    // been handed to the kernel. The callback fires once, on the chunk that crossed the mark.
+    ws.send(chunk, SEND_OPTIONS, wsOnFlushed)
+    if (!tcpPaused) {
+      tcpPaused = true
+      tcp.pause()
+      publishBackpressure(options.id, 'down', true)
+    }
+  }
+
+  function wsOnFlushed(err?: Error): void {
+    if (err || !tcpPaused) return
+    tcpPaused = false
+    tcp.resume()
+    publishBackpressure(options.id, 'down', false)
+  }
+
+  // --- liveness ----------------------------------------------------------------------------------
+  function wsOnPong(): void {
+    alive = true
+  }
+
+  function heartbeat(): void {
+    if (finished) return
+    // While we pause the WebSocket for the target's sake we cannot read a pong; that is not the peer's fault.
+    if (!alive && !wsPaused) {
+      finish('server', CloseCode.ABNORMAL, 'heartbeat timeout: no pong from the client')
+      return
+    }
+    alive = false
+    ws.ping()
+  }
+
+  function tunnelOnIdleTimer(): void {
+    if (finished) return
+    const idleFor = performance.now() - lastActivity
+    if (idleFor < options.idleTimeoutMs) {
+      idleTimer.startIn(options.idleTimeoutMs - idleFor)
+      return
+    }
+    finish(
+      'server',
+      CloseCode.IDLE_TIMEOUT,
+      `idle timeout: no payload for ${options.idleTimeoutMs / 1000} s`,
+    )
+  }
+
+  // --- ends --------------------------------------------------------------------------------------
+  function tcpOnEnd(): void {
+    finish('target', CloseCode.NORMAL, 'target closed the connection')
+  }
+
+  function tcpOnError(err: NodeJS.ErrnoException): void {
+    finish(
+      'target',
+      CloseCode.INTERNAL_ERROR,
+      `target connection failed (${err.code ?? 'error'})`,
+      err.code,
+    )
+  }
+
+  function tcpOnClose(): void {
+    tcpClosed = true
+    finish('target', CloseCode.INTERNAL_ERROR, 'target connection closed')
+    maybeDone()
+  }
+
+  function wsOnError(err: Error & { code?: string }): void {
+    const code = WS_ERROR_CLOSE_CODES[err.code ?? ''] ?? CloseCode.PROTOCOL_ERROR
+    finish('client', code, err.message, err.code)
+  }
+
+  function wsOnClose(code: number, reason: Buffer): void {
+    wsClosed = true
+    finish('client', code, reason.toString())
+    maybeDone()
+  }
+
+  function tunnelOnLingerTimer(): void {
+    tcp.destroy()
+    ws.terminate()
+  }
+
+  /** The one teardown path: records the outcome once, then closes both sides as the cause requires. */
+  function finish(initiator: Initiator, code: number, reason: string, error?: string): void {
+    if (finished) return
+    finished = true
+    result = { id: options.id, code, reason, initiator, error }
+    idleTimer.cancel()
+    lingerTimer.start()
+    // Never leave the target blocked on a full socket: read and drop what it still sends.
+    if (tcpPaused) {
+      tcpPaused = false
+      tcp.resume()
+    }
+    // Everything already sent is queued in ws ahead of the close frame, so it reaches the client first.
+    if (initiator === 'server' && code === CloseCode.ABNORMAL) ws.terminate()
+    else if (initiator !== 'client') closeWs(code, reason)
+    // Read again so the client's close frame can arrive; later messages are dropped.
+    if (wsPaused) {
+      wsPaused = false
+      ws.resume()
+    }
+    // Flush what the client sent, then FIN. After a target EOF Node ends our side itself (no half-open).
+    if (initiator !== 'target') tcp.end()
+  }
+
+  function closeWs(code: number, reason: string): void {
+    // Close reasons are limited to 123 bytes; ours are short, but errno text can grow.
+    ws.close(code, Buffer.byteLength(reason) > 123 ? reason.slice(0, 120) : reason)
+  }
+
+  function maybeDone(): void {
+    if (!wsClosed || !tcpClosed || result === undefined) return
+    lingerTimer.cancel()
+    idleTimer.cancel()
+    resolveClosed({
+      ...result,
+      bytesUp,
+      bytesDown,
+      durationMs: Math.round(performance.now() - startedAt),
+    })
+  }
+
+  return {
+    id: options.id,
+    closed,
+    heartbeat,
+    close(code: number, reason: string): void {
+      finish('server', code, reason)
+    },
+    heldBytes(): number {
+      return ws.bufferedAmount + wsSocket.readableLength + tcp.writableLength + tcp.readableLength
+    },
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * @module errors
+ * The one error hierarchy: every error Gangway raises on purpose is a `GangwayError` with a stable `code`.
+ * `TunnelError` carries both the HTTP status (refusal before the upgrade) and the WebSocket close code
+ * (failure after it); `ConfigError` is a bad flag, address or config value (the CLI exits 2 on it).
+ */
+import { CloseCode } from './protocol.js'
+
+export type TunnelErrorCode =
+  | 'ERR_TARGET_REFUSED'
+  | 'ERR_TARGET_UNREACHABLE'
+  | 'ERR_TARGET_TIMEOUT'
+  | 'ERR_TARGET_RESET'
+  | 'ERR_TOO_MANY_CONNECTIONS'
+  | 'ERR_SHUTTING_DOWN'
+  | 'ERR_BAD_HANDSHAKE'
+
+export type GangwayErrorCode = TunnelErrorCode | 'ERR_CONFIG' | 'ERR_LISTEN'
+
+export class GangwayError extends Error {
+  override name = 'GangwayError'
+  readonly code: GangwayErrorCode
+  constructor(code: GangwayErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+  }
+}
+
+/** A bad flag, address, config key or value. `message` is one line that names the problem. */
+export class ConfigError extends GangwayError {
+  override name = 'ConfigError'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CONFIG', message, options)
+  }
+}
+
+export interface TunnelErrorOptions {
+  /** HTTP status when refused before the upgrade (`--refuse-with http`). */
+  status: number
+  /** WebSocket close code when reported after the upgrade. */
+  closeCode: number
+  cause?: unknown
+}
+
+export class TunnelError extends GangwayError {
+  override name = 'TunnelError'
+  declare readonly code: TunnelErrorCode
+  readonly status: number
+  readonly closeCode: number
+  constructor(code: TunnelErrorCode, message: string, options: TunnelErrorOptions) {
+    super(code, message, { cause: options.cause })
+    this.status = options.status
+    this.closeCode = options.closeCode
+  }
+}
+
+/** The refusal table: what each tunnel error becomes on either side of the upgrade. */
+export const REFUSALS: Record<TunnelErrorCode, { status: number; closeCode: number }> = {
+  ERR_TARGET_REFUSED: { status: 502, closeCode: CloseCode.TARGET_REFUSED },
+  ERR_TARGET_UNREACHABLE: { status: 503, closeCode: CloseCode.TARGET_UNREACHABLE },
+  ERR_TARGET_TIMEOUT: { status: 504, closeCode: CloseCode.TARGET_TIMEOUT },
+  ERR_TARGET_RESET: { status: 502, closeCode: CloseCode.INTERNAL_ERROR },
+  ERR_TOO_MANY_CONNECTIONS: { status: 503, closeCode: CloseCode.TOO_MANY_CONNECTIONS },
+  ERR_SHUTTING_DOWN: { status: 503, closeCode: CloseCode.GOING_AWAY },
+  ERR_BAD_HANDSHAKE: { status: 400, closeCode: CloseCode.PROTOCOL_ERROR },
+}
+
+export function tunnelError(code: TunnelErrorCode, message: string, cause?: unknown): TunnelError {
+  return new TunnelError(code, message, { ...REFUSALS[code], cause })
+}

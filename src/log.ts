@@ -1,0 +1,93 @@
+/**
+ * @module log
+ * The Logger the rest of `src/` writes through (silent unless the CLI wires one), its JSON-lines and
+ * readable-text sinks (pino underneath), and `fingerprint()`, the only form in which a secret may be logged.
+ */
+import { createHash } from 'node:crypto'
+import { pino, type DestinationStream } from 'pino'
+import type { LogFormat, LogLevel } from './config.js'
+
+export type LogFields = Record<string, unknown>
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void
+  info(msg: string, fields?: LogFields): void
+  warn(msg: string, fields?: LogFields): void
+  error(msg: string, fields?: LogFields): void
+}
+
+function noop(): void {}
+
+/** A logger that drops everything: the default for library use. */
+export const silentLogger: Logger = { debug: noop, info: noop, warn: noop, error: noop }
+
+export interface LoggerOptions {
+  level: LogLevel
+  format: LogFormat
+  /** Where lines go (default: stdout). */
+  stream?: NodeJS.WritableStream & { isTTY?: boolean }
+}
+
+/** Builds the daemon's logger: JSON lines, or readable text when `format` is pretty (or auto on a TTY). */
+export function createLogger(options: LoggerOptions): Logger {
+  const out = options.stream ?? process.stdout
+  const pretty = options.format === 'pretty' || (options.format === 'auto' && out.isTTY === true)
+  const fd = fdOf(out)
+  let destination: DestinationStream
+  if (pretty) destination = prettySink(out)
+  else if (fd !== undefined) destination = pino.destination({ dest: fd, sync: true })
+  else destination = out
+  const base = pino(
+    {
+      level: options.level,
+      base: undefined,
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    destination,
+  )
+  return {
+    debug: (msg, fields) => base.debug(fields ?? {}, msg),
+    info: (msg, fields) => base.info(fields ?? {}, msg),
+    warn: (msg, fields) => base.warn(fields ?? {}, msg),
+    error: (msg, fields) => base.error(fields ?? {}, msg),
+  }
+}
+
+function fdOf(stream: NodeJS.WritableStream): number | undefined {
+  const fd = (stream as { fd?: unknown }).fd
+  return typeof fd === 'number' ? fd : undefined
+}
+
+/** Turns pino's JSON lines into `HH:MM:SS.mmm LEVEL msg key=value …` for people at a terminal. */
+function prettySink(out: NodeJS.WritableStream): DestinationStream {
+  return {
+    write(line: string): void {
+      let rec: LogFields
+      try {
+        rec = JSON.parse(line) as LogFields
+      } catch {
+        out.write(line)
+        return
+      }
+      const { time, level, msg, ...rest } = rec
+      const clock = typeof time === 'string' ? time.slice(11, 23) : ''
+      const fields = Object.entries(rest)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? quoteIfNeeded(v) : JSON.stringify(v)}`)
+        .join(' ')
+      out.write(
+        `${clock} ${String(level).toUpperCase().padEnd(5)} ${String(msg)}${fields ? ' ' + fields : ''}\n`,
+      )
+    },
+  }
+}
+
+function quoteIfNeeded(v: string): string {
+  return /^[\w.:/@[\]-]+$/.test(v) ? v : JSON.stringify(v)
+}
+
+/** First 8 hex digits of the SHA-256 of a secret: enough to correlate log lines, useless to an attacker. */
+export function fingerprint(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex').slice(0, 8)
+}

@@ -1,0 +1,43 @@
+/**
+ * @module protocol
+ * Wire-level constants shared by the daemon and the browser shim: subprotocol names and the close codes
+ * the daemon documents. Imports nothing, so `web/` may import it.
+ */
+
+/** Subprotocol echoed back when a client offers it (noVNC and websockify clients rely on it). */
+export const SUBPROTOCOL_BINARY = 'binary'
+
+/**
+ * Close codes the daemon sends. RFC 6455 codes (1000-1011) keep their standard meaning; 4xxx codes are
+ * Gangway's own and mirror the HTTP status they replace when `--refuse-with http` is used (4502 ~ 502).
+ */
+export const CloseCode = {
+  /** The target closed its side (EOF) and every pending byte was delivered. */
+  NORMAL: 1000,
+  /** The daemon is shutting down (drain timeout reached). */
+  GOING_AWAY: 1001,
+  /** The peer broke the WebSocket protocol. */
+  PROTOCOL_ERROR: 1002,
+  /** A text message arrived while `--text reject` is set. */
+  UNSUPPORTED_DATA: 1003,
+  /** No close frame was received (the peer vanished or the heartbeat timed out). Never sent on the wire. */
+  ABNORMAL: 1006,
+  /** A text message was not valid UTF-8. */
+  INVALID_PAYLOAD: 1007,
+  /** A message exceeded `--max-message-size` (after inflation with `--compress`). */
+  MESSAGE_TOO_BIG: 1009,
+  /** The target reset the connection or failed mid-stream. */
+  INTERNAL_ERROR: 1011,
+  /** No payload moved in either direction for `--idle-timeout` seconds. */
+  IDLE_TIMEOUT: 4408,
+  /** `--max-connections` tunnels are already open. */
+  TOO_MANY_CONNECTIONS: 4429,
+  /** The target refused the TCP connection (nothing listens there). */
+  TARGET_REFUSED: 4502,
+  /** The target is unreachable: DNS failure, no route, missing unix socket. */
+  TARGET_UNREACHABLE: 4503,
+  /** The TCP connect did not complete within `--connect-timeout`. */
+  TARGET_TIMEOUT: 4504,
+} as const
+
+export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode]

@@ -1,0 +1,207 @@
+/**
+ * @module upgrade
+ * The 'upgrade' listener: validate the handshake, apply connection limits, **dial the target before
+ * accepting**, then complete the upgrade and hand both sockets to the bridge, so that `open` in the
+ * browser means "TCP connected". A failed dial is reported as a documented close code (or an HTTP status
+ * with `--refuse-with http`). Knows nothing of bytes after the upgrade.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { WebSocket, WebSocketServer } from 'ws'
+import type { Config } from './config.js'
+import { dial, describeTarget } from './dial.js'
+import { TunnelError, tunnelError } from './errors.js'
+import { writeHttpStatus } from './http.js'
+import type { Logger } from './log.js'
+import { refuseChannel } from './events.js'
+
+/** What the upgrade listener needs from the server that owns it. */
+export interface UpgradeContext {
+  readonly config: Config
+  readonly wss: WebSocketServer
+  readonly logger: Logger
+  nextId(): number
+  isDraining(): boolean
+  /** Tunnels open plus dials in progress. */
+  load(): number
+  dialStarted(): void
+  dialFinished(): void
+  /** Takes over a connected pair. */
+  startTunnel(id: number, ws: WebSocket, wsSocket: Duplex, tcp: Socket, client: string): void
+}
+
+/** Short, client-safe reasons (internal addresses stay in the log). */
+const CLIENT_REASONS: Record<string, string> = {
+  ERR_TARGET_REFUSED: 'target refused the connection',
+  ERR_TARGET_UNREACHABLE: 'target unreachable',
+  ERR_TARGET_TIMEOUT: 'target connect timed out',
+  ERR_TOO_MANY_CONNECTIONS: 'too many connections',
+  ERR_SHUTTING_DOWN: 'server shutting down',
+}
+
+/** Bytes a client may send before the 101 (it should send none) before it is dropped. */
+const MAX_EARLY_BYTES = 64 * 1024
+
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/
+
+export function createUpgradeListener(ctx: UpgradeContext) {
+  const { config, logger } = ctx
+  const target = config.target
+  const targetText = describeTarget(target)
+
+  return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
+    let head = firstBytes
+    socket.on('error', socketOnEarlyError)
+    const id = ctx.nextId()
+    const client = clientAddress(req)
+
+    const invalid = handshakeProblem(req)
+    if (invalid !== undefined) {
+      logger.info('bad upgrade request', { conn: id, client, problem: invalid.message })
+      // RFC 6455 4.4: an unsupported version is answered 426 with the versions we speak.
+      const extra = invalid.status === 426 ? ['Sec-WebSocket-Version: 13'] : []
+      writeHttpStatus(socket, invalid.status, invalid.message, extra)
+      return
+    }
+    if (ctx.isDraining()) {
+      refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
+      return
+    }
+    if (config.maxConnections > 0 && ctx.load() >= config.maxConnections) {
+      refuse(
+        tunnelError('ERR_TOO_MANY_CONNECTIONS', `${config.maxConnections} tunnels already open`),
+      )
+      return
+    }
+
+    // If the client gives up while we dial, stop dialling.
+    // Keep reading while we dial, or a client that leaves would go unnoticed until the dial ends. A
+    // client must not send before the 101, but whatever it does send is kept (bounded) for ws.
+    const abort = new AbortController()
+    socket.on('data', socketOnDataWhileDialing)
+    socket.once('end', socketOnCloseWhileDialing)
+    socket.once('close', socketOnCloseWhileDialing)
+    ctx.dialStarted()
+    logger.debug('dialling', { conn: id, client, target: targetText })
+    dial(target, { timeoutMs: config.connectTimeoutMs, signal: abort.signal }).then(
+      dialOnSuccess,
+      dialOnFailure,
+    )
+
+    function socketOnCloseWhileDialing(): void {
+      abort.abort(new Error('client went away while dialling'))
+      socket.destroy()
+    }
+
+    function socketOnDataWhileDialing(chunk: Buffer): void {
+      head = Buffer.concat([head, chunk])
+      if (head.length > MAX_EARLY_BYTES) socket.destroy()
+    }
+
+    function stopWatchingClient(): void {
+      socket.off('data', socketOnDataWhileDialing)
+      socket.off('end', socketOnCloseWhileDialing)
+      socket.off('close', socketOnCloseWhileDialing)
+      // No pause here: ws attaches its own 'data' listener synchronously in handleUpgrade (every caller
+      // below hands over in the same tick), and an explicitly paused socket would never flow again.
+    }
+
+    function dialOnSuccess(tcp: Socket): void {
+      ctx.dialFinished()
+      stopWatchingClient()
+      if (socket.destroyed) {
+        tcp.destroy()
+        return
+      }
+      if (ctx.isDraining()) {
+        tcp.destroy()
+        refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
+        return
+      }
+      // ws may still reject the handshake (a malformed subprotocol or extension header): then its
+      // callback never runs and the socket closes, and the dialled target must not outlive it.
+      socket.once('close', socketOnCloseBeforeUpgrade)
+      ctx.wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
+        socket.off('close', socketOnCloseBeforeUpgrade)
+        socket.off('error', socketOnEarlyError)
+        ctx.startTunnel(id, ws, socket, tcp, client)
+      })
+      function socketOnCloseBeforeUpgrade(): void {
+        tcp.destroy()
+        logger.info('handshake rejected', { conn: id, client })
+      }
+    }
+
+    function dialOnFailure(err: unknown): void {
+      ctx.dialFinished()
+      stopWatchingClient()
+      if (abort.signal.aborted) {
+        logger.info('client left before the target answered', {
+          conn: id,
+          client,
+          target: targetText,
+        })
+        return
+      }
+      refuse(
+        err instanceof TunnelError ? err : tunnelError('ERR_TARGET_UNREACHABLE', String(err), err),
+      )
+    }
+
+    function refuse(err: TunnelError): void {
+      const reason = CLIENT_REASONS[err.code] ?? 'refused'
+      const http = config.refuseWith === 'http'
+      logger.warn('tunnel refused', {
+        conn: id,
+        client,
+        target: targetText,
+        [http ? 'status' : 'code']: http ? err.status : err.closeCode,
+        reason: err.message,
+      })
+      if (refuseChannel.hasSubscribers) {
+        refuseChannel.publish({ id, client, code: err.closeCode, status: err.status, reason })
+      }
+      if (socket.destroyed) return
+      if (http) {
+        writeHttpStatus(socket, err.status, reason)
+        return
+      }
+      ctx.wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
+        socket.off('error', socketOnEarlyError)
+        ws.on('error', wsOnRefusedError)
+        ws.close(err.closeCode, reason)
+      })
+    }
+  }
+}
+
+function socketOnEarlyError(this: Duplex): void {
+  this.destroy()
+}
+
+function wsOnRefusedError(): void {
+  // The client may vanish before reading our close frame; nothing to do but let ws clean up.
+}
+
+/** Why a request cannot be a WebSocket handshake, or undefined when it can (checked before dialling). */
+function handshakeProblem(req: IncomingMessage): { status: number; message: string } | undefined {
+  if (req.method !== 'GET') return { status: 400, message: 'WebSocket upgrades must use GET' }
+  if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
+    return { status: 400, message: 'Upgrade header must be "websocket"' }
+  const key = req.headers['sec-websocket-key']
+  if (key === undefined || !WS_KEY.test(key))
+    return { status: 400, message: 'missing or invalid Sec-WebSocket-Key' }
+  if (req.headers['sec-websocket-version'] !== '13')
+    return { status: 426, message: 'unsupported Sec-WebSocket-Version (13 is required)' }
+  return undefined
+}
+
+/** `ip:port` of the peer, IPv6 bracketed and IPv4-mapped addresses unwrapped. */
+export function clientAddress(req: IncomingMessage): string {
+  const socket = req.socket
+  let ip = socket.remoteAddress ?? 'unix'
+  if (ip.startsWith('::ffff:')) ip = ip.slice(7)
+  if (socket.remotePort === undefined) return ip
+  return ip.includes(':') ? `[${ip}]:${socket.remotePort}` : `${ip}:${socket.remotePort}`
+}

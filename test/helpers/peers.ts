@@ -1,0 +1,30 @@
+/**
+ * Behaviours for the far (TCP) end of a tunnel: hash what arrives, push random data with backpressure.
+ */
+import { once } from 'node:events'
+import type { Socket } from 'node:net'
+import { Digest, randomChunks } from './data.js'
+
+/** Hashes everything the socket receives; resolves on EOF. */
+export function hashIncoming(socket: Socket): Promise<Digest> {
+  const digest = new Digest()
+  socket.on('data', (chunk: Buffer) => digest.update(chunk))
+  return new Promise((resolve, reject) => {
+    socket.once('end', () => resolve(digest))
+    socket.once('error', reject)
+  })
+}
+
+/** Writes `total` random bytes in random-size writes, waiting for 'drain'; resolves with their digest. */
+export async function pushRandom(
+  socket: Socket,
+  total: number,
+  maxChunk = 256 * 1024,
+): Promise<Digest> {
+  const digest = new Digest()
+  for (const chunk of randomChunks(total, maxChunk)) {
+    digest.update(chunk)
+    if (!socket.write(chunk)) await once(socket, 'drain')
+  }
+  return digest
+}

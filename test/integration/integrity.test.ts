@@ -1,0 +1,94 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import type WebSocket from 'ws'
+import { createDisposer } from '../helpers/disposer.js'
+import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
+import { hashIncoming, pushRandom } from '../helpers/peers.js'
+import { startTcpServer } from '../helpers/tcp.js'
+import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { closed, openWs } from '../helpers/ws.js'
+
+const MiB = 1024 * 1024
+const TOTAL = 64 * MiB
+const MAX_MESSAGE = 1 * MiB
+
+const d = createDisposer()
+afterEach(() => d.run())
+
+function hashMessages(ws: WebSocket): Digest {
+  const digest = new Digest()
+  ws.on('message', (data: Buffer) => digest.update(data))
+  return digest
+}
+
+describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB)', () => {
+  it('client → target: 64 MiB arrive intact, then the client close ends the TCP connection', async () => {
+    const target = await startTcpServer()
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const ws = await openWs(d, server.url())
+    const received = hashIncoming(await target.accepted(0))
+
+    const sent = await sendChunks(ws, randomChunks(TOTAL, MAX_MESSAGE))
+    const wsClosed = closed(ws)
+    ws.close(1000, 'done')
+
+    const got = await received // resolves on the target's EOF, after every byte was flushed
+    expect(got.bytes).toBe(TOTAL)
+    expect(got.hex()).toBe(sent.hex())
+    expect((await wsClosed).code).toBe(1000)
+  })
+
+  it('target → client: 64 MiB arrive intact before the close 1000 that follows the target EOF', async () => {
+    let pushed: Promise<Digest> | undefined
+    const target = await startTcpServer((socket) => {
+      pushed = pushRandom(socket, TOTAL, MAX_MESSAGE).then((digest) => {
+        socket.end()
+        return digest
+      })
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const ws = await openWs(d, server.url())
+    const received = hashMessages(ws)
+    const { code, reason } = await closed(ws)
+
+    expect(code).toBe(1000)
+    expect(reason).toBe('target closed the connection')
+    const sent = await pushed!
+    expect(received.bytes).toBe(TOTAL)
+    expect(received.hex()).toBe(sent.hex())
+  })
+
+  it('both ways at once: 64 MiB each way, concurrently, intact', async () => {
+    let targetDone: Promise<{ sent: Digest; got: Digest }> | undefined
+    const target = await startTcpServer((socket) => {
+      const got = new Digest()
+      const allIn = new Promise<void>((resolve) =>
+        socket.on('data', (chunk: Buffer) => {
+          got.update(chunk)
+          if (got.bytes >= TOTAL) resolve()
+        }),
+      )
+      targetDone = (async () => {
+        const sent = await pushRandom(socket, TOTAL, MAX_MESSAGE)
+        await allIn
+        socket.end() // only once the client's bytes are all in: a raw tunnel has no half-close
+        return { sent, got }
+      })()
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const ws = await openWs(d, server.url())
+    const received = hashMessages(ws)
+    const wsClosed = closed(ws)
+
+    const sentByClient = await sendChunks(ws, randomChunks(TOTAL, MAX_MESSAGE))
+    expect((await wsClosed).code).toBe(1000)
+    const { sent: sentByTarget, got: gotByTarget } = await targetDone!
+
+    expect(gotByTarget.bytes).toBe(TOTAL)
+    expect(gotByTarget.hex()).toBe(sentByClient.hex())
+    expect(received.bytes).toBe(TOTAL)
+    expect(received.hex()).toBe(sentByTarget.hex())
+  })
+})

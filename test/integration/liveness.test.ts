@@ -1,0 +1,73 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { once } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import { createDisposer } from '../helpers/disposer.js'
+import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
+import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { closed, openWs } from '../helpers/ws.js'
+
+const d = createDisposer()
+afterEach(() => d.run())
+
+async function echoTunnel(overrides = {}) {
+  const echo = await startEchoServer()
+  d.add(() => echo.close())
+  const logger = memoryLogger()
+  const server = await startTunnel(d, tcpTarget(echo.port), overrides, logger)
+  return { server, logger }
+}
+
+describe('heartbeat', () => {
+  it('pings every --heartbeat seconds and keeps a peer that answers', async () => {
+    const { server } = await echoTunnel({ heartbeatMs: 50 })
+    const ws = await openWs(d, server.url())
+    for (let i = 0; i < 4; i++) await once(ws, 'ping')
+    ws.send(Buffer.from('still here'))
+    const [m] = (await once(ws, 'message')) as [Buffer]
+    expect(m.toString()).toBe('still here')
+  })
+
+  it('terminates a peer that stopped answering pings, and ends the target connection', async () => {
+    const target = await startTcpServer()
+    d.add(() => target.close())
+    const logger = memoryLogger()
+    const server = await startTunnel(d, tcpTarget(target.port), { heartbeatMs: 50 }, logger)
+    const ws = await openWs(d, server.url(), { autoPong: false })
+    const targetSocket = await target.accepted(0)
+    targetSocket.resume()
+    const ended = once(targetSocket, 'end')
+    expect((await closed(ws)).code).toBe(1006)
+    await ended
+    const line = await logger.waitFor('tunnel closed')
+    expect(line.fields).toMatchObject({
+      code: 1006,
+      by: 'server',
+      reason: 'heartbeat timeout: no pong from the client',
+    })
+  })
+})
+
+describe('--idle-timeout', () => {
+  it('closes a tunnel without payload in either direction with 4408', async () => {
+    const { server } = await echoTunnel({ idleTimeoutMs: 100 })
+    const ws = await openWs(d, server.url())
+    expect(await closed(ws)).toEqual({ code: 4408, reason: 'idle timeout: no payload for 0.1 s' })
+  })
+
+  it('payload keeps it open: echo round trips for three timeouts, then silence closes it', async () => {
+    const { server } = await echoTunnel({ idleTimeoutMs: 100 })
+    const ws = await openWs(d, server.url())
+    const wsClosed = closed(ws)
+    let closedEarly = false
+    void wsClosed.then(() => (closedEarly = true))
+    const start = performance.now()
+    let rounds = 0
+    while (performance.now() - start < 300 && rounds < 1_000_000 && !closedEarly) {
+      ws.send(Buffer.from([rounds & 0xff]))
+      await once(ws, 'message')
+      rounds++
+    }
+    expect(closedEarly).toBe(false)
+    expect((await wsClosed).code).toBe(4408)
+  })
+})
