@@ -1,0 +1,357 @@
+/**
+ * @module config
+ * Every option Gangway has, once: its config key, flag, default and meaning. The CLI builds `--help` and the
+ * config-file validation from `OPTIONS`; the server only ever sees a validated, frozen `Config`.
+ */
+import { parseListen, parseTarget } from './address.js'
+import { ConfigError } from './errors.js'
+import { describeValue, parseOptionValue, type OptionValue } from './option-values.js'
+
+export * from './option-values.js'
+
+/** Where the daemon listens. */
+export type ListenAddress =
+  { kind: 'tcp'; host: string | undefined; port: number } | { kind: 'unix'; path: string }
+
+/** What a tunnel dials. */
+export type Target = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string }
+
+export type TextPolicy = 'forward' | 'reject'
+export type RefuseWith = 'close' | 'http'
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+export type LogFormat = 'auto' | 'json' | 'pretty'
+
+export interface Config {
+  /** Listen address (positional LISTEN). */
+  readonly listen: ListenAddress
+  /** The target every tunnel dials (positional TARGET). */
+  readonly target: Target
+  /** Permission bits of a unix listen socket. */
+  readonly listenMode: number
+  readonly textPolicy: TextPolicy
+  readonly refuseWith: RefuseWith
+  readonly connectTimeoutMs: number
+  readonly heartbeatMs: number
+  readonly idleTimeoutMs: number
+  readonly drainTimeoutMs: number
+  readonly handshakeTimeoutMs: number
+  readonly maxMessageBytes: number
+  readonly maxHeaderBytes: number
+  readonly highWaterMarkBytes: number
+  readonly maxConnections: number
+  readonly compress: boolean
+  readonly webRoot: string | undefined
+  readonly logLevel: LogLevel
+  readonly logFormat: LogFormat
+}
+
+/** `Config` fields set by options (everything but the positionals). */
+export type OptionField = Exclude<keyof Config, 'listen' | 'target'>
+
+/** The kind of value an option takes; the CLI parses flag and file values with it. */
+export type OptionKind =
+  | 'seconds' // a non-negative number of seconds, decimals allowed; 0 turns the feature off where noted
+  | 'bytes' // a positive size: 1048576, 1MiB, 512KiB, 4mb
+  | 'count' // a non-negative integer
+  | 'boolean'
+  | 'string'
+  | 'path'
+  | 'mode' // octal permission bits, e.g. 600 or 0660
+  | { choices: readonly string[] }
+
+export interface OptionSpec {
+  /** Config-file key (camelCase); the flag is its kebab-case form. */
+  readonly key: string
+  /** The `Config` field the parsed value lands in (durations become milliseconds). */
+  readonly field: OptionField
+  readonly flag: string
+  readonly kind: OptionKind
+  /** Default as a user would write it (documented in --help and the README). */
+  readonly default: string | number | boolean | undefined
+  readonly describe: string
+}
+
+/** All options but the positionals, alphabetically by flag. Durations are in seconds, sizes in bytes. */
+export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'compress',
+    field: 'compress',
+    flag: 'compress',
+    kind: 'boolean',
+    default: false,
+    describe:
+      'Enable permessage-deflate. Off by default: tunnelled bytes are usually compressed or encrypted already. The message-size limit then applies to the inflated size.',
+  },
+  {
+    key: 'connectTimeout',
+    field: 'connectTimeoutMs',
+    flag: 'connect-timeout',
+    kind: 'seconds',
+    default: 10,
+    describe:
+      'Seconds to establish the TCP connection to the target (all resolved addresses, happy eyeballs).',
+  },
+  {
+    key: 'drainTimeout',
+    field: 'drainTimeoutMs',
+    flag: 'drain-timeout',
+    kind: 'seconds',
+    default: 10,
+    describe:
+      'On SIGTERM/SIGINT, seconds live tunnels may finish before they are closed with 1001.',
+  },
+  {
+    key: 'handshakeTimeout',
+    field: 'handshakeTimeoutMs',
+    flag: 'handshake-timeout',
+    kind: 'seconds',
+    default: 10,
+    describe: 'Seconds a client has to send its complete HTTP upgrade request (slowloris guard).',
+  },
+  {
+    key: 'heartbeat',
+    field: 'heartbeatMs',
+    flag: 'heartbeat',
+    kind: 'seconds',
+    default: 30,
+    describe:
+      'Seconds between WebSocket pings; a peer that has not answered by the next ping is terminated. 0 turns it off.',
+  },
+  {
+    key: 'highWaterMark',
+    field: 'highWaterMarkBytes',
+    flag: 'high-water-mark',
+    kind: 'bytes',
+    default: '1MiB',
+    describe: 'Bytes queued towards the browser before the daemon stops reading the target.',
+  },
+  {
+    key: 'idleTimeout',
+    field: 'idleTimeoutMs',
+    flag: 'idle-timeout',
+    kind: 'seconds',
+    default: 0,
+    describe:
+      'Close a tunnel with 4408 after this many seconds without payload in either direction. 0 = off.',
+  },
+  {
+    key: 'listenMode',
+    field: 'listenMode',
+    flag: 'listen-mode',
+    kind: 'mode',
+    default: '600',
+    describe: 'Octal permission bits of a unix:/path listen socket.',
+  },
+  {
+    key: 'logFormat',
+    field: 'logFormat',
+    flag: 'log-format',
+    kind: { choices: ['auto', 'json', 'pretty'] },
+    default: 'auto',
+    describe: 'JSON lines, readable text, or auto (text when stdout is a terminal).',
+  },
+  {
+    key: 'logLevel',
+    field: 'logLevel',
+    flag: 'log-level',
+    kind: { choices: ['debug', 'info', 'warn', 'error', 'silent'] },
+    default: 'info',
+    describe: 'Least severe level that is logged.',
+  },
+  {
+    key: 'maxConnections',
+    field: 'maxConnections',
+    flag: 'max-connections',
+    kind: 'count',
+    default: 10000,
+    describe:
+      'Open tunnels (including ones being dialled) beyond which new ones are refused with 4429 (HTTP 503). 0 = no limit.',
+  },
+  {
+    key: 'maxHeaderSize',
+    field: 'maxHeaderBytes',
+    flag: 'max-header-size',
+    kind: 'bytes',
+    default: '16KiB',
+    describe: 'Largest HTTP request head accepted; larger ones get 431.',
+  },
+  {
+    key: 'maxMessageSize',
+    field: 'maxMessageBytes',
+    flag: 'max-message-size',
+    kind: 'bytes',
+    default: '4MiB',
+    describe:
+      'Largest WebSocket message accepted from a client; larger ones close the tunnel with 1009.',
+  },
+  {
+    key: 'refuseWith',
+    field: 'refuseWith',
+    flag: 'refuse-with',
+    kind: { choices: ['close', 'http'] },
+    default: 'close',
+    describe:
+      'How a refused or failed dial is reported: "close" completes the upgrade and closes with a 4xxx code (readable from JavaScript); "http" answers 502/503/504 before the upgrade.',
+  },
+  {
+    key: 'text',
+    field: 'textPolicy',
+    flag: 'text',
+    kind: { choices: ['forward', 'reject'] },
+    default: 'forward',
+    describe:
+      'Text messages: forward their UTF-8 bytes to the target, or reject them (close 1003).',
+  },
+  {
+    key: 'web',
+    field: 'webRoot',
+    flag: 'web',
+    kind: 'path',
+    default: undefined,
+    describe: 'Serve static files from this directory (GET/HEAD) on the listen address.',
+  },
+]
+
+/** Defaults as a `Config` minus the positionals (the demo and tests build on it). */
+export const DEFAULTS = {
+  listenMode: 0o600,
+  textPolicy: 'forward',
+  refuseWith: 'close',
+  connectTimeoutMs: 10_000,
+  heartbeatMs: 30_000,
+  idleTimeoutMs: 0,
+  drainTimeoutMs: 10_000,
+  handshakeTimeoutMs: 10_000,
+  maxMessageBytes: 4 * 1024 * 1024,
+  maxHeaderBytes: 16 * 1024,
+  highWaterMarkBytes: 1024 * 1024,
+  maxConnections: 10_000,
+  compress: false,
+  webRoot: undefined,
+  logLevel: 'info',
+  logFormat: 'auto',
+} as const satisfies Omit<Config, 'listen' | 'target'>
+
+/** The default of an option as `--help` and the docs show it. */
+export function describeDefault(spec: OptionSpec): string {
+  return spec.default === undefined ? 'none' : String(spec.default)
+}
+
+export interface ResolveInput {
+  /** Parsed config file: key → value (already known to be a mapping). */
+  file?: Record<string, unknown>
+  /** Names the file in error messages. */
+  fileName?: string
+  /** Flags given on the command line, keyed by option `key` (camelCase); undefined means "not given". */
+  flags: Record<string, unknown>
+  /** Positional LISTEN (overrides the file's `listen`). */
+  listen?: string
+  /** Positional TARGET (overrides the file's `target`). */
+  target?: string
+  /** Directory relative paths resolve against (default: `process.cwd()`). */
+  cwd?: string
+}
+
+/** Everything but the positionals, which may still be missing (the demo supplies its own target). */
+export interface ResolvedOptions {
+  readonly options: Omit<Config, 'listen' | 'target'>
+  readonly listen: ListenAddress | undefined
+  readonly target: Target | undefined
+}
+
+const FILE_ADDRESS_KEYS = ['listen', 'target'] as const
+const OPTIONS_BY_KEY = new Map(OPTIONS.map((spec) => [spec.key, spec]))
+
+/**
+ * Layers defaults < config file < flags (and file `listen`/`target` < positionals), validating every value
+ * of the file and the flags. Missing positionals are left undefined; see `resolveConfig`.
+ * @throws {ConfigError} one line naming the flag (`--heartbeat: …`) or the file and key (`config f.yaml: …`).
+ */
+export function resolveOptions(input: ResolveInput): ResolvedOptions {
+  const cwd = input.cwd ?? process.cwd()
+  const file = input.file ?? {}
+  const inFile = `config ${input.fileName ?? '(file)'}`
+  for (const key of Object.keys(file)) {
+    if (OPTIONS_BY_KEY.has(key) || (FILE_ADDRESS_KEYS as readonly string[]).includes(key)) continue
+    const kebab = OPTIONS.find((spec) => spec.flag === key)
+    const hint = kebab ? ` (config keys are camelCase: "${kebab.key}")` : ''
+    throw new ConfigError(`${inFile}: unknown key ${JSON.stringify(key)}${hint}`)
+  }
+  for (const key of Object.keys(input.flags)) {
+    if (!OPTIONS_BY_KEY.has(key)) throw new ConfigError(`unknown option ${JSON.stringify(key)}`)
+  }
+  const options: Record<string, OptionValue> = { ...DEFAULTS }
+  for (const spec of OPTIONS) {
+    const fromFile = file[spec.key]
+    const fromFlag = input.flags[spec.key]
+    if (fromFile !== undefined) {
+      options[spec.field] = withPrefix(`${inFile}: ${spec.key}`, spec.kind, fromFile, cwd)
+    }
+    if (fromFlag !== undefined) {
+      options[spec.field] = withPrefix(`--${spec.flag}`, spec.kind, fromFlag, cwd)
+    }
+  }
+  // File addresses are validated even when a positional overrides them, like every other file value.
+  const fileListen = fileAddress(file, 'listen', inFile)
+  const fileTarget = fileAddress(file, 'target', inFile)
+  const listenInFile =
+    fileListen === undefined
+      ? undefined
+      : parseListen(fileListen, { label: `${inFile}: listen`, cwd })
+  const targetInFile =
+    fileTarget === undefined
+      ? undefined
+      : parseTarget(fileTarget, { label: `${inFile}: target`, cwd })
+  const listen = input.listen === undefined ? listenInFile : parseListen(input.listen, { cwd })
+  const target = input.target === undefined ? targetInFile : parseTarget(input.target, { cwd })
+  return Object.freeze({
+    options: Object.freeze(options) as unknown as Omit<Config, 'listen' | 'target'>,
+    listen: listen && Object.freeze(listen),
+    target: target && Object.freeze(target),
+  })
+}
+
+/**
+ * `resolveOptions`, then requires both addresses: the frozen `Config` the server runs with.
+ * @throws {ConfigError} as `resolveOptions`, or `missing TARGET …` / `missing LISTEN …`.
+ */
+export function resolveConfig(input: ResolveInput): Config {
+  const { options, listen, target } = resolveOptions(input)
+  if (listen === undefined && target === undefined) {
+    throw new ConfigError('missing LISTEN and TARGET (usage: gangway [options] LISTEN TARGET)')
+  }
+  if (listen === undefined) {
+    throw new ConfigError(
+      'missing LISTEN (expected [host:]port or unix:/path, or "listen" in the config file)',
+    )
+  }
+  if (target === undefined) {
+    throw new ConfigError(
+      'missing TARGET (expected host:port or unix:/path after LISTEN, or "target" in the config file)',
+    )
+  }
+  return Object.freeze({ listen, target, ...options })
+}
+
+function withPrefix(prefix: string, kind: OptionKind, value: unknown, cwd: string): OptionValue {
+  try {
+    return parseOptionValue(kind, value, cwd)
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err
+    throw new ConfigError(`${prefix}: ${err.message}`, { cause: err })
+  }
+}
+
+function fileAddress(
+  file: Record<string, unknown>,
+  key: 'listen' | 'target',
+  inFile: string,
+): string | undefined {
+  const value = file[key]
+  if (value === undefined) return undefined
+  if (typeof value === 'string') return value
+  const example = key === 'listen' ? '"127.0.0.1:6080"' : '"localhost:5900"'
+  throw new ConfigError(
+    `${inFile}: ${key}: expected a string such as ${example}, got ${describeValue(value)}`,
+  )
+}

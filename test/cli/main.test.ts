@@ -1,0 +1,42 @@
+import { access, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { main } from '../../src/cli.js'
+import { createDisposer } from '../helpers/disposer.js'
+
+const disposer = createDisposer()
+afterEach(() => disposer.run())
+
+/** Resolves when someone adds a listener for `event` on `process`. */
+function listenerAdded(event: string): Promise<void> {
+  return new Promise((resolve) => {
+    function processOnNewListener(name: string | symbol): void {
+      if (name !== event) return
+      process.off('newListener', processOnNewListener)
+      resolve()
+    }
+    process.on('newListener', processOnNewListener)
+    disposer.add(() => process.off('newListener', processOnNewListener))
+  })
+}
+
+describe('main() in-process', () => {
+  it('drains on SIGTERM, resolves 0 and leaves no signal listeners behind', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gangway-main-'))
+    disposer.add(() => rm(dir, { recursive: true, force: true }))
+    const socket = join(dir, 'g.sock')
+    const before = { term: process.listenerCount('SIGTERM'), int: process.listenerCount('SIGINT') }
+
+    const registered = listenerAdded('SIGINT')
+    const exitCode = main(['--log-level', 'silent', `unix:${socket}`, '127.0.0.1:1'])
+    await registered
+    process.emit('SIGTERM', 'SIGTERM')
+
+    expect(await exitCode).toBe(0)
+    expect(process.listenerCount('SIGTERM')).toBe(before.term)
+    expect(process.listenerCount('SIGINT')).toBe(before.int)
+    // The unix socket was created while listening and removed on close.
+    await expect(access(socket)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+})
