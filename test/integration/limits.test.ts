@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
-import { rawRequest, upgradeRequest } from '../helpers/raw-http.js'
+import { clientFrame, rawFrames, rawRequest, upgradeRequest } from '../helpers/raw-http.js'
 import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
@@ -153,6 +153,23 @@ describe('messages', () => {
     expect(await wsClosed).toEqual({ code: 1003, reason: 'text messages are not accepted' })
     await ended
     expect(forwarded).toBe(0)
+  })
+})
+
+describe('protocol violations close with the RFC 6455 code, and the target sees EOF', () => {
+  it.each([
+    ['an unmasked client frame', Buffer.from([0x82, 0x03, 0x61, 0x62, 0x63]), 1002],
+    ['an unknown opcode', clientFrame(0x3, Buffer.from('x')), 1002],
+    ['invalid UTF-8 in a text message', clientFrame(0x1, Buffer.from([0xff, 0xfe, 0xfd])), 1007],
+    ['a fragmented control frame', clientFrame(0x9, Buffer.from('ping'), false), 1002],
+    ['a close frame with an invalid code', clientFrame(0x8, Buffer.from([0x03, 0xe7])), 1002],
+  ])('%s: %i', async (_what, frames, code) => {
+    const { port, target } = await countingTunnel()
+    const got = rawFrames(port, frames)
+    const targetSocket = await target.accepted(0)
+    const ended = once(targetSocket, 'end')
+    expect(await got).toBe(code)
+    await ended
   })
 })
 
