@@ -6,6 +6,7 @@ import { createTunnelServer, type TunnelServer } from '../../src/server.js'
 import { DEFAULTS, type Config, type Target } from '../../src/config.js'
 import type { Logger } from '../../src/log.js'
 import type { Disposer } from './disposer.js'
+import { startEchoServer } from './tcp.js'
 
 export function tcpTarget(port: number, host = '127.0.0.1'): Target {
   return { kind: 'tcp', host, port }
@@ -40,6 +41,15 @@ export interface MemoryLogger extends Logger {
   lines: LogLine[]
   /** Resolves with the first line (already logged or still to come) whose message is `msg`. */
   waitFor(msg: string): Promise<LogLine>
+}
+
+/** An echo server behind a tunnel, with a memory logger: the common fixture of relay tests. */
+export async function startEchoTunnel(disposer: Disposer, overrides: Partial<Config> = {}) {
+  const echo = await startEchoServer()
+  disposer.add(() => echo.close())
+  const logger = memoryLogger()
+  const server = await startTunnel(disposer, tcpTarget(echo.port), overrides, logger)
+  return { echo, server, logger }
 }
 
 /** A Logger that keeps every line, for assertions on what was logged and to wait for a line. */

@@ -5,22 +5,14 @@ import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { Digest } from '../helpers/data.js'
 import { hashIncoming } from '../helpers/peers.js'
-import { freePort, startBlackhole, startEchoServer, startTcpServer } from '../helpers/tcp.js'
-import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { freePort, startBlackhole, startTcpServer } from '../helpers/tcp.js'
+import { memoryLogger, startEchoTunnel, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 import { CloseCode } from '../../src/protocol.js'
 
 const MiB = 1024 * 1024
 const d = createDisposer()
 afterEach(() => d.run())
-
-async function echoTunnel(overrides = {}) {
-  const echo = await startEchoServer()
-  d.add(() => echo.close())
-  const logger = memoryLogger()
-  const server = await startTunnel(d, tcpTarget(echo.port), overrides, logger)
-  return { echo, server, logger }
-}
 
 function closeLine(logger: ReturnType<typeof memoryLogger>) {
   return logger.lines.find((l) => l.msg === 'tunnel closed')?.fields
@@ -108,7 +100,7 @@ describe('close semantics', () => {
   })
 
   it('server shutdown closes live tunnels with 1001 after the drain timeout', async () => {
-    const { server } = await echoTunnel()
+    const { server } = await startEchoTunnel(d)
     const ws = await openWs(d, server.url())
     const wsClosed = closed(ws)
     await server.close({ drainTimeoutMs: 50 })

@@ -2,24 +2,16 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import { performance } from 'node:perf_hooks'
 import { createDisposer } from '../helpers/disposer.js'
-import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
-import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { startTcpServer } from '../helpers/tcp.js'
+import { memoryLogger, startEchoTunnel, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed, openWs } from '../helpers/ws.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
 
-async function echoTunnel(overrides = {}) {
-  const echo = await startEchoServer()
-  d.add(() => echo.close())
-  const logger = memoryLogger()
-  const server = await startTunnel(d, tcpTarget(echo.port), overrides, logger)
-  return { server, logger }
-}
-
 describe('heartbeat', () => {
   it('pings every --heartbeat seconds and keeps a peer that answers', async () => {
-    const { server } = await echoTunnel({ heartbeatMs: 50 })
+    const { server } = await startEchoTunnel(d, { heartbeatMs: 50 })
     const ws = await openWs(d, server.url())
     for (let i = 0; i < 4; i++) await once(ws, 'ping')
     ws.send(Buffer.from('still here'))
@@ -49,13 +41,13 @@ describe('heartbeat', () => {
 
 describe('--idle-timeout', () => {
   it('closes a tunnel without payload in either direction with 4408', async () => {
-    const { server } = await echoTunnel({ idleTimeoutMs: 100 })
+    const { server } = await startEchoTunnel(d, { idleTimeoutMs: 100 })
     const ws = await openWs(d, server.url())
     expect(await closed(ws)).toEqual({ code: 4408, reason: 'idle timeout: no payload for 0.1 s' })
   })
 
   it('payload keeps it open: echo round trips for three timeouts, then silence closes it', async () => {
-    const { server } = await echoTunnel({ idleTimeoutMs: 100 })
+    const { server } = await startEchoTunnel(d, { idleTimeoutMs: 100 })
     const ws = await openWs(d, server.url())
     const wsClosed = closed(ws)
     let closedEarly = false
