@@ -49,6 +49,8 @@ export interface Tunnel {
   heartbeat(): void
   /** Bytes the daemon currently holds for this tunnel in user space, both directions. */
   heldBytes(): number
+  /** Payload bytes relayed so far: up = client → target, down = target → client. */
+  bytes(): { up: number; down: number }
   readonly closed: Promise<TunnelResult>
 }
 
@@ -266,6 +268,9 @@ export function bridge(
     heartbeat,
     close(code: number, reason: string): void {
       finish('server', code, reason)
+    },
+    bytes() {
+      return { up: bytesUp, down: bytesDown }
     },
     heldBytes(): number {
       return ws.bufferedAmount + wsSocket.readableLength + tcp.writableLength + tcp.readableLength

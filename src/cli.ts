@@ -21,6 +21,9 @@ import {
 import { ConfigError, GangwayError } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
+import { createAdminServer, type AdminServer } from './admin.js'
+import { createMetrics } from './metrics.js'
+import type { ListenAddress } from './config.js'
 import { VERSION } from './version.js'
 
 /** Exit codes: 0 after a clean drain, 1 when startup fails, 2 for a usage or configuration error. */
@@ -269,22 +272,34 @@ interface DaemonHooks {
   afterListen?(server: TunnelServer, logger: Logger): void
 }
 
-/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. */
+/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads TLS files. */
 async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
+  checkTlsOptions(config)
+  const adminAt = adminAddress(config.admin)
   const logger = createLogger({ level: config.logLevel, format: config.logFormat })
-  const server = createTunnelServer(config, { logger })
+  const metrics = adminAt === undefined ? undefined : createMetrics()
+  const server = createTunnelServer(config, { logger, metrics })
+  let admin: AdminServer | undefined
   const stop = watchStopSignals(logger)
+  const reload = watchReloadSignal(server, logger)
   try {
     await server.listen()
+    if (adminAt !== undefined && metrics !== undefined) {
+      admin = createAdminServer(adminAt, server, metrics)
+      await admin.listen()
+    }
     logger.info('listening', {
       version: VERSION,
       listen: formatAddress(server.address()),
       target: formatAddress(config.target),
+      tls: config.tlsCert === undefined ? undefined : true,
+      admin: admin === undefined ? undefined : formatAddress(admin.address()),
       web: config.webRoot,
     })
     hooks.afterListen?.(server, logger)
     const signal = await stop.signalled
     // close() stops accepting before it returns, so "draining" is only logged once new connections fail.
+    // The admin listener stays up meanwhile: /readyz answers 503 so load balancers move away.
     const closed = server.close({ drainTimeoutMs: config.drainTimeoutMs })
     logger.info('draining', {
       signal,
@@ -295,7 +310,40 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     logger.info('stopped')
     return EXIT_OK
   } finally {
+    reload.dispose()
     stop.dispose()
+    await admin?.close()
+    await server.close({ drainTimeoutMs: 0 })
+  }
+}
+
+/** `--key`/`--tls-ciphers` only make sense with `--cert`: say so instead of silently serving plain ws:. */
+function checkTlsOptions(config: Config): void {
+  if (config.tlsCert !== undefined) return
+  if (config.tlsKey !== undefined)
+    throw new ConfigError('--key needs --cert (the certificate to serve)')
+  if (config.tlsCiphers !== undefined) throw new ConfigError('--tls-ciphers needs --cert')
+}
+
+/** The admin address; a bare port means loopback only (metrics are not for the world unless asked). */
+function adminAddress(value: string | undefined): ListenAddress | undefined {
+  if (value === undefined) return undefined
+  const parsed = parseListen(value, { label: '--admin' })
+  if (parsed.kind === 'tcp' && parsed.host === undefined) return { ...parsed, host: '127.0.0.1' }
+  return parsed
+}
+
+/** SIGHUP re-reads the TLS certificate and key (the files are also watched). */
+function watchReloadSignal(server: TunnelServer, logger: Logger): { dispose(): void } {
+  function processOnSighup(): void {
+    logger.info('SIGHUP: reloading', {})
+    void server.reloadCertificates()
+  }
+  process.on('SIGHUP', processOnSighup)
+  return {
+    dispose() {
+      process.off('SIGHUP', processOnSighup)
+    },
   }
 }
 

@@ -41,6 +41,14 @@ export interface Config {
   readonly maxConnections: number
   readonly compress: boolean
   readonly webRoot: string | undefined
+  /** Admin listener address (metrics, health, readiness); off when undefined. */
+  readonly admin: string | undefined
+  /** PEM certificate (chain) for wss:; TLS is off when undefined. */
+  readonly tlsCert: string | undefined
+  /** PEM private key; defaults to the certificate file. */
+  readonly tlsKey: string | undefined
+  readonly tlsMinVersion: 'TLSv1.2' | 'TLSv1.3'
+  readonly tlsCiphers: string | undefined
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
 }
@@ -73,6 +81,24 @@ export interface OptionSpec {
 
 /** All options but the positionals, alphabetically by flag. Durations are in seconds, sizes in bytes. */
 export const OPTIONS: readonly OptionSpec[] = [
+  {
+    key: 'admin',
+    field: 'admin',
+    flag: 'admin',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'Admin listener for /metrics (Prometheus), /healthz and /readyz: [host:]port (a bare port is loopback only) or unix:/path. Off unless given.',
+  },
+  {
+    key: 'cert',
+    field: 'tlsCert',
+    flag: 'cert',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'PEM certificate (chain) to serve wss:. Reloaded when the file changes and on SIGHUP, without dropping live tunnels.',
+  },
   {
     key: 'compress',
     field: 'compress',
@@ -133,6 +159,14 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 0,
     describe:
       'Close a tunnel with 4408 after this many seconds without payload in either direction. 0 = off.',
+  },
+  {
+    key: 'key',
+    field: 'tlsKey',
+    flag: 'key',
+    kind: 'path',
+    default: undefined,
+    describe: 'PEM private key for --cert (default: the --cert file itself).',
   },
   {
     key: 'listenMode',
@@ -203,6 +237,23 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Text messages: forward their UTF-8 bytes to the target, or reject them (close 1003).',
   },
   {
+    key: 'tlsCiphers',
+    field: 'tlsCiphers',
+    flag: 'tls-ciphers',
+    kind: 'string',
+    default: undefined,
+    describe:
+      "OpenSSL cipher list for TLS 1.2 connections (TLS 1.3 suites are Node's); none = Node's default list.",
+  },
+  {
+    key: 'tlsMinVersion',
+    field: 'tlsMinVersion',
+    flag: 'tls-min-version',
+    kind: { choices: ['TLSv1.2', 'TLSv1.3'] },
+    default: 'TLSv1.2',
+    describe: 'Oldest TLS version the listener accepts.',
+  },
+  {
     key: 'web',
     field: 'webRoot',
     flag: 'web',
@@ -228,6 +279,11 @@ export const DEFAULTS = {
   maxConnections: 10_000,
   compress: false,
   webRoot: undefined,
+  admin: undefined,
+  tlsCert: undefined,
+  tlsKey: undefined,
+  tlsMinVersion: 'TLSv1.2',
+  tlsCiphers: undefined,
   logLevel: 'info',
   logFormat: 'auto',
 } as const satisfies Omit<Config, 'listen' | 'target'>

@@ -4,6 +4,7 @@
  * sweep, graceful drain) and the one-line-per-connection log. Owns the registry of live tunnels.
  */
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
@@ -18,9 +19,13 @@ import { CloseCode, SUBPROTOCOL_BINARY } from './protocol.js'
 import { createUpgradeListener } from './upgrade.js'
 import { closeChannel, openChannel } from './events.js'
 import { VERSION } from './version.js'
+import { noMetrics, type TunnelMetrics } from './metrics.js'
+import { loadTlsOptions, watchTlsFiles, type TlsSettings } from './tls.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
+  /** Where tunnel counts, bytes, refusals and dial times are recorded (see `createMetrics`). */
+  metrics?: Omit<TunnelMetrics, 'registry'>
 }
 
 export interface TunnelStats {
@@ -43,6 +48,8 @@ export interface TunnelServer {
   /** Stops accepting, lets live tunnels finish for up to `drainTimeoutMs`, then closes them with 1001. */
   close(options?: { drainTimeoutMs?: number }): Promise<void>
   stats(): TunnelStats
+  /** Re-reads the TLS certificate and key (also done on file change); false if TLS is off or it failed. */
+  reloadCertificates(): Promise<boolean>
 }
 
 /** Cap on how often Node checks for slow request heads; the handshake timeout is enforced at this grain. */
@@ -53,6 +60,9 @@ export function createTunnelServer(
   options: TunnelServerOptions = {},
 ): TunnelServer {
   const logger = options.logger ?? silentLogger
+  const metrics = options.metrics ?? noMetrics
+  const tls = tlsSettings(config)
+  let stopWatchingTls: (() => void) | undefined
   const targetText = describeTarget(config.target)
   const tunnels = new Map<number, Tunnel>()
   const startedAt = Date.now()
@@ -64,15 +74,19 @@ export function createTunnelServer(
   let closing: Promise<void> | undefined
 
   const handshakeMs = config.handshakeTimeoutMs
-  const httpServer = http.createServer(
-    {
-      maxHeaderSize: config.maxHeaderBytes,
-      headersTimeout: handshakeMs,
-      requestTimeout: handshakeMs,
-      connectionsCheckingInterval: Math.max(50, Math.min(MAX_CHECK_INTERVAL_MS, handshakeMs / 4)),
-    },
-    createRequestListener({ webRoot: config.webRoot, logger, health }),
-  )
+  const httpOptions: http.ServerOptions = {
+    maxHeaderSize: config.maxHeaderBytes,
+    headersTimeout: handshakeMs,
+    requestTimeout: handshakeMs,
+    connectionsCheckingInterval: Math.max(50, Math.min(MAX_CHECK_INTERVAL_MS, handshakeMs / 4)),
+  }
+  const onRequest = createRequestListener({ webRoot: config.webRoot, logger, health })
+  // With TLS the certificate is loaded (and validated) in listen(): until then the server has none.
+  const httpServer: http.Server =
+    tls === undefined
+      ? http.createServer(httpOptions, onRequest)
+      : https.createServer(httpOptions, onRequest)
+  metrics.setLiveBytes(liveBytes)
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -95,6 +109,7 @@ export function createTunnelServer(
       load: () => tunnels.size + dialing,
       dialStarted: () => void dialing++,
       dialFinished,
+      refused: (code) => metrics.refused(code),
       startTunnel,
     }),
   )
@@ -108,9 +123,14 @@ export function createTunnelServer(
     }
   }
 
-  function dialFinished(): void {
+  function dialFinished(ms: number, ok: boolean): void {
     dialing--
+    metrics.dialed(ms, ok)
     notifyIfIdle()
+  }
+
+  function* liveBytes(): Iterable<{ route: string; up: number; down: number }> {
+    for (const tunnel of tunnels.values()) yield { route: ROUTE, ...tunnel.bytes() }
   }
 
   function startTunnel(
@@ -127,6 +147,7 @@ export function createTunnelServer(
       idleTimeoutMs: config.idleTimeoutMs,
     })
     tunnels.set(id, tunnel)
+    metrics.opened(ROUTE)
     logger.info('tunnel open', {
       conn: id,
       client,
@@ -136,6 +157,7 @@ export function createTunnelServer(
     if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
     void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
       tunnels.delete(id)
+      metrics.closed(ROUTE, result)
       logger.info('tunnel closed', {
         conn: id,
         client,
@@ -171,6 +193,9 @@ export function createTunnelServer(
 
   async function listen(): Promise<void> {
     const where = config.listen
+    if (tls !== undefined) {
+      ;(httpServer as https.Server).setSecureContext(await loadTlsOptions(tls))
+    }
     if (where.kind === 'unix') await removeStaleSocket(where.path)
     await new Promise<void>((resolve, reject) => {
       function onError(err: NodeJS.ErrnoException): void {
@@ -188,9 +213,32 @@ export function createTunnelServer(
     })
     if (where.kind === 'unix') await chmod(where.path, config.listenMode)
     httpServer.on('error', httpOnError)
+    if (tls !== undefined) stopWatchingTls = watchTlsFiles(tls, certificatesOnChange)
     if (config.heartbeatMs > 0) {
       heartbeatInterval = setInterval(sweepHeartbeats, config.heartbeatMs)
       heartbeatInterval.unref()
+    }
+  }
+
+  function certificatesOnChange(): void {
+    void reloadCertificates()
+  }
+
+  /**
+   * Re-reads the certificate and key; new handshakes use them, live tunnels keep their sessions. A pair
+   * that fails to load or does not match is logged and the previous one stays in use.
+   */
+  async function reloadCertificates(): Promise<boolean> {
+    if (tls === undefined || closing !== undefined) return false
+    try {
+      ;(httpServer as https.Server).setSecureContext(await loadTlsOptions(tls))
+      logger.info('tls certificate reloaded', { cert: tls.certFile })
+      return true
+    } catch (err) {
+      logger.error('tls certificate reload failed; keeping the previous one', {
+        error: err instanceof Error ? err.message : String(err),
+      })
+      return false
     }
   }
 
@@ -222,7 +270,8 @@ export function createTunnelServer(
       bound.host === undefined || bound.host === '::' || bound.host === '0.0.0.0'
         ? 'localhost'
         : bound.host
-    return `ws://${host.includes(':') ? `[${host}]` : host}:${bound.port}/`
+    const scheme = tls === undefined ? 'ws' : 'wss'
+    return `${scheme}://${host.includes(':') ? `[${host}]` : host}:${bound.port}/`
   }
 
   function close(closeOptions: { drainTimeoutMs?: number } = {}): Promise<void> {
@@ -232,6 +281,7 @@ export function createTunnelServer(
 
   async function drainAndClose(drainTimeoutMs: number): Promise<void> {
     draining = true
+    stopWatchingTls?.()
     const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()))
     httpServer.closeIdleConnections()
     if (tunnels.size > 0 || dialing > 0) {
@@ -261,7 +311,20 @@ export function createTunnelServer(
     return { tunnels: tunnels.size, dialing, heldBytes, draining }
   }
 
-  return { listen, address, url, close, stats }
+  return { listen, address, url, close, stats, reloadCertificates }
+}
+
+/** The metrics route label while there is a single target (per-route labels come with routes). */
+const ROUTE = 'default'
+
+function tlsSettings(config: Config): TlsSettings | undefined {
+  if (config.tlsCert === undefined) return undefined
+  return {
+    certFile: config.tlsCert,
+    keyFile: config.tlsKey ?? config.tlsCert,
+    minVersion: config.tlsMinVersion,
+    ciphers: config.tlsCiphers,
+  }
 }
 
 /** Echo `binary` when offered (noVNC, websockify clients); otherwise select nothing, never refuse. */

@@ -8,6 +8,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { performance } from 'node:perf_hooks'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { Config } from './config.js'
 import { dial, describeTarget } from './dial.js'
@@ -26,7 +27,10 @@ export interface UpgradeContext {
   /** Tunnels open plus dials in progress. */
   load(): number
   dialStarted(): void
-  dialFinished(): void
+  /** A dial ended after `ms`; `ok` when the target connected. */
+  dialFinished(ms: number, ok: boolean): void
+  /** A connection was refused (before or right after the upgrade) with this close code. */
+  refused(closeCode: number): void
   /** Takes over a connected pair. */
   startTunnel(id: number, ws: WebSocket, wsSocket: Duplex, tcp: Socket, client: string): void
 }
@@ -83,6 +87,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     socket.once('end', socketOnCloseWhileDialing)
     socket.once('close', socketOnCloseWhileDialing)
     ctx.dialStarted()
+    const dialStartedAt = performance.now()
     logger.debug('dialling', { conn: id, client, target: targetText })
     dial(target, { timeoutMs: config.connectTimeoutMs, signal: abort.signal }).then(
       dialOnSuccess,
@@ -108,7 +113,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     }
 
     function dialOnSuccess(tcp: Socket): void {
-      ctx.dialFinished()
+      ctx.dialFinished(performance.now() - dialStartedAt, true)
       stopWatchingClient()
       if (socket.destroyed) {
         tcp.destroy()
@@ -134,7 +139,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     }
 
     function dialOnFailure(err: unknown): void {
-      ctx.dialFinished()
+      ctx.dialFinished(performance.now() - dialStartedAt, false)
       stopWatchingClient()
       if (abort.signal.aborted) {
         logger.info('client left before the target answered', {
@@ -159,6 +164,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         [http ? 'status' : 'code']: http ? err.status : err.closeCode,
         reason: err.message,
       })
+      ctx.refused(err.closeCode)
       if (refuseChannel.hasSubscribers) {
         refuseChannel.publish({ id, client, code: err.closeCode, status: err.status, reason })
       }

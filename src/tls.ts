@@ -1,0 +1,83 @@
+/**
+ * @module tls
+ * The listener's TLS material: loading and validating the certificate and key files, and watching them so
+ * that a renewed certificate is picked up without a restart (live tunnels keep their sessions; new
+ * handshakes get the new certificate). Knows nothing of tunnels.
+ */
+import { watch, type FSWatcher } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { basename, dirname } from 'node:path'
+import { createSecureContext, type SecureContextOptions } from 'node:tls'
+import { ConfigError } from './errors.js'
+
+export interface TlsSettings {
+  readonly certFile: string
+  /** Defaults to `certFile` (one PEM holding both, as websockify allows). */
+  readonly keyFile: string
+  readonly minVersion: 'TLSv1.2' | 'TLSv1.3'
+  /** OpenSSL cipher list for TLS 1.2; undefined keeps Node's defaults. */
+  readonly ciphers: string | undefined
+}
+
+/** Reads and validates the files; throws a `ConfigError` naming the file and the problem. */
+export async function loadTlsOptions(settings: TlsSettings): Promise<SecureContextOptions> {
+  const [cert, key] = await Promise.all([
+    readPem(settings.certFile, 'certificate'),
+    readPem(settings.keyFile, 'key'),
+  ])
+  const options: SecureContextOptions = {
+    cert,
+    key,
+    minVersion: settings.minVersion,
+    ...(settings.ciphers === undefined ? {} : { ciphers: settings.ciphers }),
+  }
+  try {
+    createSecureContext(options) // fails on a key that does not match, a bad cipher list, …
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err)
+    throw new ConfigError(`TLS ${settings.certFile} / ${settings.keyFile}: ${why}`, { cause: err })
+  }
+  return options
+}
+
+async function readPem(file: string, what: string): Promise<Buffer> {
+  try {
+    return await readFile(file)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error'
+    throw new ConfigError(`cannot read TLS ${what} ${file} (${code})`, { cause: err })
+  }
+}
+
+/** Let a renewal finish writing both files before reading them. */
+const SETTLE_MS = 200
+
+/**
+ * Calls `onChange` (debounced) when either file changes. Watches the directories, not the files: renewal
+ * tools replace a certificate by renaming a new file over it, which a file watch would lose track of.
+ * Returns a function that stops watching.
+ */
+export function watchTlsFiles(settings: TlsSettings, onChange: () => void): () => void {
+  const names = new Map<string, Set<string>>()
+  for (const file of [settings.certFile, settings.keyFile]) {
+    const dir = dirname(file)
+    const set = names.get(dir) ?? new Set<string>()
+    set.add(basename(file))
+    names.set(dir, set)
+  }
+  let timer: NodeJS.Timeout | undefined
+  const watchers: FSWatcher[] = []
+  for (const [dir, files] of names) {
+    const watcher = watch(dir, function dirOnChange(_event, name) {
+      if (name !== null && !files.has(name.toString())) return
+      clearTimeout(timer)
+      timer = setTimeout(onChange, SETTLE_MS)
+    })
+    watcher.on('error', () => watcher.close())
+    watchers.push(watcher)
+  }
+  return function stopWatching(): void {
+    clearTimeout(timer)
+    for (const watcher of watchers) watcher.close()
+  }
+}
