@@ -2,10 +2,14 @@
  * @module admin
  * The admin listener (`--admin ADDR`, off unless given): Prometheus metrics at `/metrics`, liveness at
  * `/healthz` and readiness at `/readyz`, on an address of its own so that operators can keep it off the
- * public one. Serves nothing else and never touches tunnels.
+ * public one; and, when an admin token is configured, the admin API (`/api/tunnels`, closing one tunnel)
+ * and the live status page (`/status`) that uses it.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { silentLogger, type Logger } from './log.js'
 import type { ListenAddress } from './config.js'
 import { GangwayError } from './errors.js'
 import type { TunnelMetrics } from './metrics.js'
@@ -18,11 +22,28 @@ export interface AdminServer {
   close(): Promise<void>
 }
 
+export interface AdminOptions {
+  /** Enables the admin API and status page; requests must carry `Authorization: Bearer <token>`. */
+  token?: string
+  logger?: Logger
+}
+
+/** The status page: one HTML file and one script, read once, served as they are. */
+const STATUS_PAGE = {
+  html: readFileSync(new URL('../web/admin/status.html', import.meta.url)),
+  js: readFileSync(new URL('../web/admin/status.js', import.meta.url)),
+}
+
+const TUNNEL_CLOSE_PATH = /^\/api\/tunnels\/(\d+)\/close$/
+
 export function createAdminServer(
   listen: ListenAddress,
   tunnels: TunnelServer,
   metrics: TunnelMetrics,
+  options: AdminOptions = {},
 ): AdminServer {
+  const logger = options.logger ?? silentLogger
+  const tokenDigest = options.token === undefined ? undefined : sha256(options.token)
   const startedAt = Date.now()
   const server = http.createServer(function adminOnRequest(req, res) {
     void route(req, res)
@@ -30,13 +51,43 @@ export function createAdminServer(
   server.keepAliveTimeout = 5_000
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?', 1)[0] ?? '/'
+    if (path.startsWith('/api/')) {
+      api(req, res, path)
+      return
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(req, res, 405, 'text/plain; charset=utf-8', 'method not allowed\n', {
         Allow: 'GET, HEAD',
       })
       return
     }
-    const path = (req.url ?? '/').split('?', 1)[0]
+    if (path === '/status' || path === '/status.js') {
+      if (tokenDigest === undefined) {
+        send(
+          req,
+          res,
+          404,
+          'text/plain; charset=utf-8',
+          'the status page needs an admin token (--admin-token-file)\n',
+        )
+        return
+      }
+      const html = path === '/status'
+      send(
+        req,
+        res,
+        200,
+        html ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8',
+        html ? STATUS_PAGE.html : STATUS_PAGE.js,
+        {
+          'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'",
+          'X-Content-Type-Options': 'nosniff',
+          'X-Frame-Options': 'DENY',
+        },
+      )
+      return
+    }
     if (path === '/metrics') {
       try {
         send(req, res, 200, metrics.registry.contentType, await metrics.registry.metrics())
@@ -68,8 +119,45 @@ export function createAdminServer(
       res,
       404,
       'text/plain; charset=utf-8',
-      'not found: try /metrics, /healthz or /readyz\n',
+      'not found: try /metrics, /healthz, /readyz or /status\n',
     )
+  }
+
+  /** The admin API: every route needs the admin token, compared in constant time. */
+  function api(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const json = 'application/json'
+    if (tokenDigest === undefined) {
+      sendJson(req, res, 404, { error: 'the admin API needs an admin token (--admin-token-file)' })
+      return
+    }
+    if (!isAuthorized(req.headers.authorization, tokenDigest)) {
+      logger.warn('admin API: missing or wrong admin token', {
+        client: req.socket.remoteAddress,
+        path,
+      })
+      send(req, res, 401, json, JSON.stringify({ error: 'admin token required' }) + '\n', {
+        'WWW-Authenticate': 'Bearer realm="gangway-admin"',
+      })
+      return
+    }
+    if (path === '/api/tunnels' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const stats = tunnels.stats()
+      sendJson(req, res, 200, {
+        now: Date.now(),
+        draining: stats.draining,
+        tunnels: tunnels.list(),
+        routes: tunnels.totals(),
+      })
+      return
+    }
+    const close = TUNNEL_CLOSE_PATH.exec(path)
+    if (close !== null && req.method === 'POST') {
+      const id = Number(close[1])
+      if (tunnels.closeTunnel(id)) sendJson(req, res, 202, { closing: id })
+      else sendJson(req, res, 404, { error: 'no such tunnel' })
+      return
+    }
+    sendJson(req, res, 404, { error: 'not found' })
   }
 
   return {
@@ -106,12 +194,27 @@ export function createAdminServer(
   }
 }
 
+function sendJson(req: IncomingMessage, res: ServerResponse, status: number, body: unknown): void {
+  send(req, res, status, 'application/json', JSON.stringify(body) + '\n')
+}
+
+function sha256(text: string): Buffer {
+  return createHash('sha256').update(text).digest()
+}
+
+/** Compares digests, so the time taken says nothing about the token or its length. */
+function isAuthorized(header: string | undefined, expected: Buffer): boolean {
+  const match = /^Bearer (.+)$/i.exec(header ?? '')
+  if (match === null) return false
+  return timingSafeEqual(sha256(match[1]!), expected)
+}
+
 function send(
   req: IncomingMessage,
   res: ServerResponse,
   status: number,
   type: string,
-  body: string,
+  body: string | Buffer,
   headers: Record<string, string> = {},
 ): void {
   res.writeHead(status, {

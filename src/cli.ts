@@ -4,7 +4,7 @@
  * The only module that writes usage errors to stderr, picks exit codes (2 usage, 1 startup, 130/143 on a
  * second signal) or calls `process.exit`. Subcommands live in `COMMANDS`; each parses its own options.
  */
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import yargs, { type Argv, type ArgumentsCamelCase } from 'yargs'
 import { formatAddress, parseListen } from './address.js'
 import { readConfigFile, type ConfigFile } from './config-file.js'
@@ -276,6 +276,7 @@ interface DaemonHooks {
 async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   checkTlsOptions(config)
   const adminAt = adminAddress(config.admin)
+  const adminToken = await readAdminToken(config, adminAt !== undefined)
   const logger = createLogger({ level: config.logLevel, format: config.logFormat })
   const metrics = adminAt === undefined ? undefined : createMetrics()
   const server = createTunnelServer(config, { logger, metrics })
@@ -285,7 +286,7 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   try {
     await server.listen()
     if (adminAt !== undefined && metrics !== undefined) {
-      admin = createAdminServer(adminAt, server, metrics)
+      admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger })
       await admin.listen()
     }
     logger.info('listening', {
@@ -331,6 +332,32 @@ function adminAddress(value: string | undefined): ListenAddress | undefined {
   const parsed = parseListen(value, { label: '--admin' })
   if (parsed.kind === 'tcp' && parsed.host === undefined) return { ...parsed, host: '127.0.0.1' }
   return parsed
+}
+
+/**
+ * The admin token from `--admin-token-file` (first line, trimmed) or `GANGWAY_ADMIN_TOKEN`; never from a flag
+ * value, which `ps` would show to every user of the machine.
+ */
+async function readAdminToken(config: Config, hasAdmin: boolean): Promise<string | undefined> {
+  const fromEnv = process.env['GANGWAY_ADMIN_TOKEN']
+  const file = config.adminTokenFile
+  if (file === undefined && (fromEnv === undefined || fromEnv === '')) return undefined
+  if (!hasAdmin)
+    throw new ConfigError('an admin token (--admin-token-file, GANGWAY_ADMIN_TOKEN) needs --admin')
+  const source = file === undefined ? 'GANGWAY_ADMIN_TOKEN' : `--admin-token-file ${file}`
+  let text = fromEnv ?? ''
+  if (file !== undefined) {
+    try {
+      text = await readFile(file, 'utf8')
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? 'error'
+      throw new ConfigError(`${source}: cannot read the file (${code})`)
+    }
+  }
+  const token = text.split('\n', 1)[0]?.trim() ?? ''
+  if (token.length < 16)
+    throw new ConfigError(`${source}: the admin token must be at least 16 characters`)
+  return token
 }
 
 /** SIGHUP re-reads the TLS certificate and key (the files are also watched). */

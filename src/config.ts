@@ -43,6 +43,8 @@ export interface Config {
   readonly webRoot: string | undefined
   /** Admin listener address (metrics, health, readiness); off when undefined. */
   readonly admin: string | undefined
+  /** File holding the admin token that enables the admin API and status page. */
+  readonly adminTokenFile: string | undefined
   /** PEM certificate (chain) for wss:; TLS is off when undefined. */
   readonly tlsCert: string | undefined
   /** PEM private key; defaults to the certificate file. */
@@ -89,6 +91,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: undefined,
     describe:
       'Admin listener for /metrics (Prometheus), /healthz and /readyz: [host:]port (a bare port is loopback only) or unix:/path. Off unless given.',
+  },
+  {
+    key: 'adminTokenFile',
+    field: 'adminTokenFile',
+    flag: 'admin-token-file',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'File holding the admin token that enables the admin API and the live status page on --admin (or set GANGWAY_ADMIN_TOKEN).',
   },
   {
     key: 'cert',
@@ -280,6 +291,7 @@ export const DEFAULTS = {
   compress: false,
   webRoot: undefined,
   admin: undefined,
+  adminTokenFile: undefined,
   tlsCert: undefined,
   tlsKey: undefined,
   tlsMinVersion: 'TLSv1.2',

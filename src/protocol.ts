@@ -30,6 +30,8 @@ export const CloseCode = {
   INTERNAL_ERROR: 1011,
   /** No payload moved in either direction for `--idle-timeout` seconds. */
   IDLE_TIMEOUT: 4408,
+  /** An operator closed the tunnel (admin API or status page). */
+  CLOSED_BY_OPERATOR: 4410,
   /** `--max-connections` tunnels are already open. */
   TOO_MANY_CONNECTIONS: 4429,
   /** The target refused the TCP connection (nothing listens there). */

@@ -28,6 +28,26 @@ export interface TunnelServerOptions {
   metrics?: Omit<TunnelMetrics, 'registry'>
 }
 
+/** One live tunnel, as the admin API and status page show it. */
+export interface TunnelInfo {
+  id: number
+  client: string
+  target: string
+  route: string
+  /** When the tunnel opened (ms since the epoch). */
+  openedAt: number
+  bytesUp: number
+  bytesDown: number
+}
+
+/** Per-route counts: tunnels open now and ended so far, bytes both ways (live tunnels included). */
+export interface RouteTotals {
+  active: number
+  closed: number
+  bytesUp: number
+  bytesDown: number
+}
+
 export interface TunnelStats {
   /** Tunnels open (upgraded, target connected), including ones closing. */
   tunnels: number
@@ -50,6 +70,12 @@ export interface TunnelServer {
   stats(): TunnelStats
   /** Re-reads the TLS certificate and key (also done on file change); false if TLS is off or it failed. */
   reloadCertificates(): Promise<boolean>
+  /** The tunnels open right now. */
+  list(): TunnelInfo[]
+  /** Per-route totals since the server started. */
+  totals(): Record<string, RouteTotals>
+  /** Closes one tunnel with 4410 (closed by an operator); false if no such tunnel is open. */
+  closeTunnel(id: number): boolean
 }
 
 /** Cap on how often Node checks for slow request heads; the handshake timeout is enforced at this grain. */
@@ -65,6 +91,8 @@ export function createTunnelServer(
   let stopWatchingTls: (() => void) | undefined
   const targetText = describeTarget(config.target)
   const tunnels = new Map<number, Tunnel>()
+  const details = new Map<number, Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>>()
+  const closedTotals = new Map<string, RouteTotals>()
   const startedAt = Date.now()
   let lastId = 0
   let dialing = 0
@@ -147,6 +175,7 @@ export function createTunnelServer(
       idleTimeoutMs: config.idleTimeoutMs,
     })
     tunnels.set(id, tunnel)
+    details.set(id, { id, client, target: targetText, route: ROUTE, openedAt: Date.now() })
     metrics.opened(ROUTE)
     logger.info('tunnel open', {
       conn: id,
@@ -157,7 +186,13 @@ export function createTunnelServer(
     if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
     void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
       tunnels.delete(id)
+      details.delete(id)
       metrics.closed(ROUTE, result)
+      const sum = closedTotals.get(ROUTE) ?? { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 }
+      sum.closed++
+      sum.bytesUp += result.bytesUp
+      sum.bytesDown += result.bytesDown
+      closedTotals.set(ROUTE, sum)
       logger.info('tunnel closed', {
         conn: id,
         client,
@@ -311,7 +346,38 @@ export function createTunnelServer(
     return { tunnels: tunnels.size, dialing, heldBytes, draining }
   }
 
-  return { listen, address, url, close, stats, reloadCertificates }
+  function list(): TunnelInfo[] {
+    const out: TunnelInfo[] = []
+    for (const [id, tunnel] of tunnels) {
+      const info = details.get(id)
+      if (info === undefined) continue
+      const bytes = tunnel.bytes()
+      out.push({ ...info, bytesUp: bytes.up, bytesDown: bytes.down })
+    }
+    return out
+  }
+
+  function totals(): Record<string, RouteTotals> {
+    const out: Record<string, RouteTotals> = {}
+    for (const [route, sum] of closedTotals) out[route] = { ...sum }
+    for (const info of list()) {
+      const sum = (out[info.route] ??= { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 })
+      sum.active++
+      sum.bytesUp += info.bytesUp
+      sum.bytesDown += info.bytesDown
+    }
+    return out
+  }
+
+  function closeTunnel(id: number): boolean {
+    const tunnel = tunnels.get(id)
+    if (tunnel === undefined) return false
+    logger.info('closing tunnel on operator request', { conn: id })
+    tunnel.close(CloseCode.CLOSED_BY_OPERATOR, 'closed by an operator')
+    return true
+  }
+
+  return { listen, address, url, close, stats, reloadCertificates, list, totals, closeTunnel }
 }
 
 /** The metrics route label while there is a single target (per-route labels come with routes). */

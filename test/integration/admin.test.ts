@@ -12,7 +12,7 @@ import { DEFAULTS, type Config, type Target } from '../../src/config.js'
 const d = createDisposer()
 afterEach(() => d.run())
 
-async function withAdmin(target: Target) {
+async function withAdmin(target: Target, token?: string) {
   const config: Config = {
     ...DEFAULTS,
     heartbeatMs: 0,
@@ -23,7 +23,9 @@ async function withAdmin(target: Target) {
   const server = createTunnelServer(config, { metrics })
   await server.listen()
   d.add(() => server.close({ drainTimeoutMs: 0 }))
-  const admin = createAdminServer({ kind: 'tcp', host: '127.0.0.1', port: 0 }, server, metrics)
+  const admin = createAdminServer({ kind: 'tcp', host: '127.0.0.1', port: 0 }, server, metrics, {
+    token,
+  })
   await admin.listen()
   d.add(() => admin.close())
   const base = `http://127.0.0.1:${(admin.address() as { port: number }).port}`
@@ -110,5 +112,67 @@ describe('admin listener', () => {
     const text = await metrics.registry.metrics()
     expect(text).toMatch(/^gangway_process_cpu_seconds_total /m)
     expect(text).toMatch(/^gangway_nodejs_eventloop_lag_seconds /m)
+  })
+})
+
+const TOKEN = 'an-admin-token-of-some-length'
+
+describe('admin API (with an admin token)', () => {
+  async function authed(base: string, path: string, init: RequestInit = {}) {
+    return fetch(`${base}${path}`, { ...init, headers: { Authorization: `Bearer ${TOKEN}` } })
+  }
+
+  it('refuses requests without the token, or with a wrong one, with 401', async () => {
+    const { base } = await withAdmin(tcpTarget(await freePort()), TOKEN)
+    const none = await fetch(`${base}/api/tunnels`)
+    expect(none.status).toBe(401)
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/)
+    const wrong = await fetch(`${base}/api/tunnels`, { headers: { Authorization: 'Bearer nope' } })
+    expect(wrong.status).toBe(401)
+    expect((await authed(base, '/api/tunnels')).status).toBe(200)
+  })
+
+  it('is off without a token: the API and status page answer 404', async () => {
+    const { base } = await withAdmin(tcpTarget(await freePort()))
+    expect((await fetch(`${base}/api/tunnels`)).status).toBe(404)
+    expect((await fetch(`${base}/status`)).status).toBe(404)
+  })
+
+  it('lists live tunnels with their bytes and per-route totals, and closes one with 4410', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const { server, base } = await withAdmin(tcpTarget(echo.port), TOKEN)
+    const ws = await openWs(d, server.url())
+    ws.send(Buffer.alloc(300, 2))
+    let got = 0
+    while (got < 300) got += ((await once(ws, 'message')) as [Buffer])[0].length
+
+    const listing = (await (await authed(base, '/api/tunnels')).json()) as {
+      tunnels: Array<Record<string, unknown>>
+      routes: Record<string, Record<string, number>>
+    }
+    expect(listing.tunnels).toHaveLength(1)
+    const [tunnel] = listing.tunnels
+    expect(tunnel).toMatchObject({
+      target: `127.0.0.1:${echo.port}`,
+      route: 'default',
+      bytesUp: 300,
+      bytesDown: 300,
+    })
+    expect(tunnel!['client']).toMatch(/^127\.0\.0\.1:\d+$/)
+    expect(listing.routes['default']).toMatchObject({
+      active: 1,
+      closed: 0,
+      bytesUp: 300,
+      bytesDown: 300,
+    })
+
+    const wsClosed = closed(ws)
+    const res = await authed(base, `/api/tunnels/${String(tunnel!['id'])}/close`, {
+      method: 'POST',
+    })
+    expect(res.status).toBe(202)
+    expect(await wsClosed).toEqual({ code: 4410, reason: 'closed by an operator' })
+    expect((await authed(base, '/api/tunnels/999999/close', { method: 'POST' })).status).toBe(404)
   })
 })

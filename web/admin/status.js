@@ -1,0 +1,119 @@
+// Gangway status page: polls the admin API once a second with the admin token (kept in sessionStorage,
+// never in the URL) and renders the live tunnels; "Close" asks the daemon to close one tunnel (4410).
+const POLL_MS = 1000
+const $ = (id) => document.getElementById(id)
+let token = sessionStorage.getItem('gangway-admin-token') ?? ''
+let timer
+
+$('login').addEventListener('submit', (event) => {
+  event.preventDefault()
+  token = $('token').value.trim()
+  sessionStorage.setItem('gangway-admin-token', token)
+  refresh()
+})
+
+$('tunnels').addEventListener('click', async (event) => {
+  const button = event.target.closest('button[data-id]')
+  if (!button) return
+  button.disabled = true
+  await fetch(`/api/tunnels/${button.dataset.id}/close`, { method: 'POST', headers: auth() })
+  refresh()
+})
+
+function auth() {
+  return { Authorization: `Bearer ${token}` }
+}
+
+async function refresh() {
+  clearTimeout(timer)
+  if (token === '') return
+  try {
+    const res = await fetch('/api/tunnels', { headers: auth(), cache: 'no-store' })
+    if (res.status === 401) {
+      state('The admin token was not accepted.', true)
+      return // stop polling until a new token is entered
+    }
+    const data = await res.json()
+    render(data)
+    state(
+      `${data.draining ? 'Draining' : 'Live'}: ${data.tunnels.length} tunnel(s) open, updated ${new Date(data.now).toLocaleTimeString()}`,
+      data.draining,
+    )
+  } catch {
+    state('The daemon does not answer (stopped?). Retrying…', true)
+  }
+  timer = setTimeout(refresh, POLL_MS)
+}
+
+function state(text, bad = false) {
+  $('state').textContent = text
+  $('state').className = bad ? 'bad' : ''
+}
+
+function render({ now, tunnels, routes }) {
+  const rows = tunnels.map((t) =>
+    row(
+      [
+        t.id,
+        t.client,
+        t.target,
+        t.route,
+        bytes(t.bytesUp),
+        bytes(t.bytesDown),
+        age(now - t.openedAt),
+      ],
+      4,
+      t.id,
+    ),
+  )
+  replace($('tunnels'), rows, 8)
+  const routeRows = Object.entries(routes).map(([name, r]) =>
+    row([name, r.active, r.closed, bytes(r.bytesUp), bytes(r.bytesDown)], 1),
+  )
+  replace($('routes'), routeRows, 5)
+}
+
+/** A table row; cells from index `numericFrom` on are right-aligned numbers. */
+function row(cells, numericFrom, closeId) {
+  const tr = document.createElement('tr')
+  cells.forEach((value, i) => {
+    const td = document.createElement('td')
+    td.textContent = String(value) // text only: client-controlled strings are never parsed as HTML
+    if (i >= numericFrom) td.className = 'num'
+    tr.append(td)
+  })
+  if (closeId !== undefined) {
+    const td = document.createElement('td')
+    const button = document.createElement('button')
+    button.className = 'close'
+    button.dataset.id = String(closeId)
+    button.textContent = 'Close'
+    td.append(button)
+    tr.append(td)
+  }
+  return tr
+}
+
+function replace(tbody, rows, columns) {
+  if (rows.length === 0) {
+    tbody.innerHTML = `<tr><td class="empty" colspan="${columns}">none</td></tr>`
+    return
+  }
+  tbody.replaceChildren(...rows)
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MiB`
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`
+}
+
+function age(ms) {
+  const s = Math.floor(ms / 1000)
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`
+  return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`
+}
+
+refresh()
