@@ -28,6 +28,14 @@ describe('gangway --cert/--key/--admin', () => {
       ['--cert', '/nonexistent.pem'],
       'gangway: cannot read TLS certificate /nonexistent.pem (ENOENT)',
     ],
+    [
+      ['--admin-token-file', '/etc/hostname'],
+      'gangway: an admin token (--admin-token-file, GANGWAY_ADMIN_TOKEN) needs --admin',
+    ],
+    [
+      ['--admin', '0', '--admin-token-file', '/nonexistent/token'],
+      'gangway: --admin-token-file /nonexistent/token: cannot read the file (ENOENT)',
+    ],
   ])('%j is a usage error: exit 2 and one line', async (args, message) => {
     const result = await runGangway(d, [...args, '127.0.0.1:0', '127.0.0.1:9'])
     expect(result.code).toBe(2)
