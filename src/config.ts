@@ -51,6 +51,12 @@ export interface Config {
   readonly tlsKey: string | undefined
   readonly tlsMinVersion: 'TLSv1.2' | 'TLSv1.3'
   readonly tlsCiphers: string | undefined
+  /** Every connection to the listener starts with a PROXY protocol (v1 or v2) header. */
+  readonly proxyProtocol: boolean
+  /** Comma-separated addresses/CIDRs whose Forwarded / X-Forwarded-For headers are believed. */
+  readonly trustProxy: string | undefined
+  /** Send a PROXY protocol header to the target, so the backend learns the client address. */
+  readonly targetProxyProtocol: 'off' | 'v1' | 'v2'
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
 }
@@ -230,6 +236,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Largest WebSocket message accepted from a client; larger ones close the tunnel with 1009.',
   },
   {
+    key: 'proxyProtocol',
+    field: 'proxyProtocol',
+    flag: 'proxy-protocol',
+    kind: 'boolean',
+    default: false,
+    describe:
+      'Expect a PROXY protocol v1/v2 header on every connection to the listener (behind HAProxy, AWS NLB, …); connections without one are dropped.',
+  },
+  {
     key: 'refuseWith',
     field: 'refuseWith',
     flag: 'refuse-with',
@@ -237,6 +252,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 'close',
     describe:
       'How a refused or failed dial is reported: "close" completes the upgrade and closes with a 4xxx code (readable from JavaScript); "http" answers 502/503/504 before the upgrade.',
+  },
+  {
+    key: 'targetProxyProtocol',
+    field: 'targetProxyProtocol',
+    flag: 'target-proxy-protocol',
+    kind: { choices: ['off', 'v1', 'v2'] },
+    default: 'off',
+    describe:
+      'Send a PROXY protocol header to the target first, so the backend learns the client address.',
   },
   {
     key: 'text',
@@ -263,6 +287,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: { choices: ['TLSv1.2', 'TLSv1.3'] },
     default: 'TLSv1.2',
     describe: 'Oldest TLS version the listener accepts.',
+  },
+  {
+    key: 'trustProxy',
+    field: 'trustProxy',
+    flag: 'trust-proxy',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'Comma-separated addresses or CIDR blocks of proxies whose Forwarded / X-Forwarded-For headers name the real client.',
   },
   {
     key: 'web',
@@ -296,6 +329,9 @@ export const DEFAULTS = {
   tlsKey: undefined,
   tlsMinVersion: 'TLSv1.2',
   tlsCiphers: undefined,
+  proxyProtocol: false,
+  trustProxy: undefined,
+  targetProxyProtocol: 'off',
   logLevel: 'info',
   logFormat: 'auto',
 } as const satisfies Omit<Config, 'listen' | 'target'>

@@ -21,6 +21,14 @@ import { closeChannel, openChannel } from './events.js'
 import { VERSION } from './version.js'
 import { noMetrics, type TunnelMetrics } from './metrics.js'
 import { loadTlsOptions, watchTlsFiles, type TlsSettings } from './tls.js'
+import {
+  createClientResolver,
+  formatEndpoint,
+  kProxyAddresses,
+  parseTrustedProxies,
+  type ProxiedSocket,
+} from './client-address.js'
+import { encodeProxyHeader, readProxyHeader, unmap } from './proxy-protocol.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
@@ -115,6 +123,11 @@ export function createTunnelServer(
       ? http.createServer(httpOptions, onRequest)
       : https.createServer(httpOptions, onRequest)
   metrics.setLiveBytes(liveBytes)
+  const clientOf = createClientResolver(parseTrustedProxies(config.trustProxy))
+  // With --proxy-protocol a plain TCP server reads each connection's PROXY header first, then hands the
+  // socket (the rest of its bytes unread) to the HTTP(S) server as if it had accepted it itself.
+  const front = config.proxyProtocol ? net.createServer(frontOnConnection) : undefined
+  const listener: net.Server = front ?? httpServer
   const wss = new WebSocketServer({
     noServer: true,
     clientTracking: false,
@@ -138,6 +151,8 @@ export function createTunnelServer(
       dialStarted: () => void dialing++,
       dialFinished,
       refused: (code) => metrics.refused(code),
+      clientOf: (req) => formatEndpoint(clientOf(req)),
+      targetPreamble,
       startTunnel,
     }),
   )
@@ -155,6 +170,43 @@ export function createTunnelServer(
     dialing--
     metrics.dialed(ms, ok)
     notifyIfIdle()
+  }
+
+  function frontOnConnection(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy())
+    readProxyHeader(socket, handshakeMs).then(
+      function frontOnHeader(addresses) {
+        if (addresses !== undefined) (socket as ProxiedSocket)[kProxyAddresses] = addresses
+        httpServer.emit('connection', socket)
+      },
+      function frontOnBadHeader(err: Error) {
+        logger.info('connection dropped: no valid PROXY header', {
+          peer: socket.remoteAddress,
+          error: err.message,
+        })
+        socket.destroy()
+      },
+    )
+  }
+
+  /** The PROXY header for the target: the real client as source, our listener as destination. */
+  function targetPreamble(req: http.IncomingMessage): Buffer | undefined {
+    if (config.targetProxyProtocol === 'off') return undefined
+    const version = config.targetProxyProtocol === 'v1' ? 1 : 2
+    const client = clientOf(req)
+    const socket = req.socket as ProxiedSocket
+    const proxied = socket[kProxyAddresses]
+    const destinationAddress = proxied?.destinationAddress ?? socket.localAddress
+    const destinationPort = proxied?.destinationPort ?? socket.localPort
+    if (destinationAddress === undefined || destinationPort === undefined) {
+      return encodeProxyHeader(version, undefined) // a unix listener: no addresses to report
+    }
+    return encodeProxyHeader(version, {
+      sourceAddress: client.address,
+      sourcePort: client.port ?? 0,
+      destinationAddress: unmap(destinationAddress),
+      destinationPort,
+    })
   }
 
   function* liveBytes(): Iterable<{ route: string; up: number; down: number }> {
@@ -234,20 +286,20 @@ export function createTunnelServer(
     if (where.kind === 'unix') await removeStaleSocket(where.path)
     await new Promise<void>((resolve, reject) => {
       function onError(err: NodeJS.ErrnoException): void {
-        httpServer.off('listening', onListening)
+        listener.off('listening', onListening)
         reject(listenError(err, where))
       }
       function onListening(): void {
-        httpServer.off('error', onError)
+        listener.off('error', onError)
         resolve()
       }
-      httpServer.once('error', onError)
-      httpServer.once('listening', onListening)
+      listener.once('error', onError)
+      listener.once('listening', onListening)
       if (where.kind === 'unix') listenUnix(where.path)
-      else httpServer.listen({ host: where.host, port: where.port })
+      else listener.listen({ host: where.host, port: where.port })
     })
     if (where.kind === 'unix') await chmod(where.path, config.listenMode)
-    httpServer.on('error', httpOnError)
+    listener.on('error', httpOnError)
     if (tls !== undefined) stopWatchingTls = watchTlsFiles(tls, certificatesOnChange)
     if (config.heartbeatMs > 0) {
       heartbeatInterval = setInterval(sweepHeartbeats, config.heartbeatMs)
@@ -281,7 +333,7 @@ export function createTunnelServer(
   function listenUnix(path: string): void {
     const previous = process.umask(~config.listenMode & 0o777)
     try {
-      httpServer.listen(path) // a pipe is bound synchronously within this call
+      listener.listen(path) // a pipe is bound synchronously within this call
     } finally {
       process.umask(previous)
     }
@@ -292,7 +344,7 @@ export function createTunnelServer(
   }
 
   function address(): ListenAddress {
-    const bound = httpServer.address()
+    const bound = listener.address()
     if (bound === null) return config.listen
     if (typeof bound === 'string') return { kind: 'unix', path: bound }
     return { kind: 'tcp', host: bound.address, port: bound.port }
@@ -317,7 +369,8 @@ export function createTunnelServer(
   async function drainAndClose(drainTimeoutMs: number): Promise<void> {
     draining = true
     stopWatchingTls?.()
-    const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()))
+    const closed = new Promise<void>((resolve) => listener.close(() => resolve()))
+    if (front !== undefined) httpServer.close() // its idle-connection checks stop too
     httpServer.closeIdleConnections()
     if (tunnels.size > 0 || dialing > 0) {
       logger.debug('waiting for tunnels to finish', {

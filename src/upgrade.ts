@@ -31,6 +31,10 @@ export interface UpgradeContext {
   dialFinished(ms: number, ok: boolean): void
   /** A connection was refused (before or right after the upgrade) with this close code. */
   refused(closeCode: number): void
+  /** The real client of a request, as `ip:port` (see client-address.ts). */
+  clientOf(req: IncomingMessage): string
+  /** Bytes to send the target before any relayed byte (a PROXY protocol header), if any. */
+  targetPreamble(req: IncomingMessage): Buffer | undefined
   /** Takes over a connected pair. */
   startTunnel(id: number, ws: WebSocket, wsSocket: Duplex, tcp: Socket, client: string): void
 }
@@ -58,7 +62,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     let head = firstBytes
     socket.on('error', socketOnEarlyError)
     const id = ctx.nextId()
-    const client = clientAddress(req)
+    const client = ctx.clientOf(req)
 
     const invalid = handshakeProblem(req)
     if (invalid !== undefined) {
@@ -124,6 +128,8 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
         return
       }
+      const preamble = ctx.targetPreamble(req)
+      if (preamble !== undefined) tcp.write(preamble)
       // ws may still reject the handshake (a malformed subprotocol or extension header): then its
       // callback never runs and the socket closes, and the dialled target must not outlive it.
       socket.once('close', socketOnCloseBeforeUpgrade)
@@ -201,13 +207,4 @@ function handshakeProblem(req: IncomingMessage): { status: number; message: stri
   if (req.headers['sec-websocket-version'] !== '13')
     return { status: 426, message: 'unsupported Sec-WebSocket-Version (13 is required)' }
   return undefined
-}
-
-/** `ip:port` of the peer, IPv6 bracketed and IPv4-mapped addresses unwrapped. */
-export function clientAddress(req: IncomingMessage): string {
-  const socket = req.socket
-  let ip = socket.remoteAddress ?? 'unix'
-  if (ip.startsWith('::ffff:')) ip = ip.slice(7)
-  if (socket.remotePort === undefined) return ip
-  return ip.includes(':') ? `[${ip}]:${socket.remotePort}` : `${ip}:${socket.remotePort}`
 }
