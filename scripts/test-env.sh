@@ -1,7 +1,7 @@
 #!/bin/sh
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
-# - Debian packages the tests use: chromium, redis-tools, socat (+ podman, runc, debootstrap when needed).
+# - Debian packages the tests use: chromium, redis-tools, socat, nginx (+ podman, runc, debootstrap when needed).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
 # - Local test images, built without a registry from a cached Debian minbase rootfs (IMAGES below).
@@ -79,6 +79,7 @@ need() { command -v "$2" >/dev/null 2>&1 || MISSING="$MISSING $1"; }
 need chromium chromium
 need redis-tools redis-cli
 need socat socat
+need nginx nginx
 need debootstrap debootstrap
 if [ "$ENGINE" = podman ]; then
   need podman podman
@@ -89,8 +90,16 @@ if [ -n "$MISSING" ]; then
   APT="apt-get -qq -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0"
   export DEBIAN_FRONTEND=noninteractive
   # shellcheck disable=SC2086 # word splitting of the package list is intended
-  { $APT update && $APT install -y $MISSING; } >"$CACHE/apt.log" 2>&1 9>&- ||
-    die "apt-get install${MISSING} failed; see $CACHE/apt.log"
+  # Packages must not start services (nginx would listen on port 80 of every interface): a policy-rc.d
+  # that says "no" while apt runs, removed afterwards unless the machine already had one.
+  OWN_POLICY=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && OWN_POLICY=1
+  fi
+  APT_STATUS=0
+  { $APT update && $APT install -y $MISSING; } >"$CACHE/apt.log" 2>&1 9>&- || APT_STATUS=$?
+  [ -n "$OWN_POLICY" ] && rm -f /usr/sbin/policy-rc.d
+  [ $APT_STATUS -eq 0 ] || die "apt-get install${MISSING} failed; see $CACHE/apt.log"
 fi
 
 # --- container engine ----------------------------------------------------------------------------------
