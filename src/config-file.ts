@@ -83,7 +83,13 @@ function parseYaml(text: string, fail: Fail): unknown {
     const first = (error.message.split('\n')[0] ?? error.message).replace(/:$/, '')
     fail(`invalid YAML: ${first}`)
   }
-  return doc.toJS() as unknown
+  try {
+    // toJS resolves aliases: an unknown one, or an alias bomb (yaml caps their expansion), throws here.
+    return doc.toJS() as unknown
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err)
+    return fail(`invalid YAML: ${message.split('\n')[0] ?? message}`)
+  }
 }
 
 function topLevelKind(value: unknown): string {
