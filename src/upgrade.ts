@@ -16,6 +16,7 @@ import { TunnelError, tunnelError } from './errors.js'
 import { writeHttpStatus } from './http.js'
 import type { Logger } from './log.js'
 import { refuseChannel } from './events.js'
+import { extensionsProblem, subprotocolProblem } from './handshake.js'
 
 /** What the upgrade listener needs from the server that owns it. */
 export interface UpgradeContext {
@@ -64,7 +65,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     const id = ctx.nextId()
     const client = ctx.clientOf(req)
 
-    const invalid = handshakeProblem(req)
+    const invalid = handshakeProblem(req, config.compress)
     if (invalid !== undefined) {
       logger.info('bad upgrade request', { conn: id, client, problem: invalid.message })
       // RFC 6455 4.4: an unsupported version is answered 426 with the versions we speak.
@@ -197,7 +198,10 @@ function wsOnRefusedError(): void {
 }
 
 /** Why a request cannot be a WebSocket handshake, or undefined when it can (checked before dialling). */
-function handshakeProblem(req: IncomingMessage): { status: number; message: string } | undefined {
+function handshakeProblem(
+  req: IncomingMessage,
+  compress: boolean,
+): { status: number; message: string } | undefined {
   if (req.method !== 'GET') return { status: 400, message: 'WebSocket upgrades must use GET' }
   if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket')
     return { status: 400, message: 'Upgrade header must be "websocket"' }
@@ -206,5 +210,12 @@ function handshakeProblem(req: IncomingMessage): { status: number; message: stri
     return { status: 400, message: 'missing or invalid Sec-WebSocket-Key' }
   if (req.headers['sec-websocket-version'] !== '13')
     return { status: 426, message: 'unsupported Sec-WebSocket-Version (13 is required)' }
+  const protocols = subprotocolProblem(req.headers['sec-websocket-protocol'])
+  if (protocols !== undefined) return { status: 400, message: protocols }
+  // ws reads the extension offer only when permessage-deflate is on.
+  const extensions = compress
+    ? extensionsProblem(req.headers['sec-websocket-extensions'])
+    : undefined
+  if (extensions !== undefined) return { status: 400, message: extensions }
   return undefined
 }

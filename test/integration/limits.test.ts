@@ -203,13 +203,19 @@ describe('subprotocols', () => {
     expect(response.toLowerCase()).not.toContain('sec-websocket-protocol')
   })
 
-  it('a malformed Sec-WebSocket-Protocol header is refused by ws and the dialled target is released', async () => {
-    const { port, target } = await countingTunnel()
-    const response = await rawRequest(port, upgradeRequest({ 'Sec-WebSocket-Protocol': 'a,,b' }))
+  it.each([
+    ['a malformed Sec-WebSocket-Protocol header', { 'Sec-WebSocket-Protocol': 'a,,b' }, {}],
+    ['a duplicated subprotocol', { 'Sec-WebSocket-Protocol': 'binary, binary' }, {}],
+    [
+      'an unacceptable permessage-deflate offer (with --compress)',
+      { 'Sec-WebSocket-Extensions': 'permessage-deflate; client_max_window_bits=99' },
+      { compress: true },
+    ],
+  ])('%s is refused with 400 before anything is dialled', async (_what, headers, options) => {
+    const { port, target } = await countingTunnel(options)
+    const response = await rawRequest(port, upgradeRequest(headers))
     expect(response).toMatch(/^HTTP\/1\.1 400 /)
-    const dialled = await target.accepted(0)
-    if (!dialled.closed) await once(dialled, 'close')
-    expect(dialled.closed).toBe(true)
+    expect(target.sockets).toHaveLength(0)
   })
 })
 
