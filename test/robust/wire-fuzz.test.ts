@@ -206,6 +206,33 @@ describe('fuzzed HTTP upgrade requests', () => {
   })
 })
 
+describe('slowloris', () => {
+  it('hundreds of connections that never finish their request head are all answered 408, and a real client still gets through', async () => {
+    const count = scale(200, 2_000)
+    const dialledBefore = target.sockets.length
+    const sockets = await Promise.all(
+      Array.from({ length: count }, async () => {
+        const socket = net.connect(port, '127.0.0.1')
+        socket.on('error', () => {})
+        await once(socket, 'connect')
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nX-Slow: ')
+        return socket
+      }),
+    )
+    await canary() // served while all of them hang on
+    const answers = await Promise.all(
+      sockets.map(async (socket) => {
+        const chunks: Buffer[] = []
+        socket.on('data', (c: Buffer) => chunks.push(c))
+        await new Promise((resolve) => socket.once('close', resolve))
+        return Buffer.concat(chunks).toString('latin1').slice(0, 12)
+      }),
+    )
+    expect(new Set(answers)).toEqual(new Set(['HTTP/1.1 408']))
+    expect(target.sockets.length).toBe(dialledBefore + 1) // only the canary reached the target
+  })
+})
+
 // --- WebSocket frames --------------------------------------------------------------------------------
 const HANDSHAKE = Buffer.from(
   `GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
