@@ -277,12 +277,15 @@ const frame = fc
       lengthBytes = Buffer.from([maskBit | len])
     }
     const body = f.masked ? payload.map((b, i) => b ^ f.mask[i % 4]!) : payload
-    return Buffer.concat([
+    const bytes = Buffer.concat([
       Buffer.from([first]),
       lengthBytes,
       f.masked ? Buffer.from(f.mask) : Buffer.alloc(0),
       Buffer.from(body),
     ])
+    // A close frame the client sends may be echoed by the server with the same code (RFC 6455 5.5.1).
+    const closeCode = f.opcode === 8 && payload.length >= 2 ? payload.readUInt16BE(0) : undefined
+    return { bytes, closeCode }
   })
 
 /** The close code in the first close frame the server sent after the 101, or undefined. */
@@ -312,14 +315,29 @@ describe('fuzzed WebSocket frames', () => {
     const codes = new Map<string, number>()
     await fc.assert(
       fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 6 }), async (frames) => {
-        const reply = await exchange(Buffer.concat(frames), { afterHandshake: HANDSHAKE })
+        const reply = await exchange(Buffer.concat(frames.map((f) => f.bytes)), {
+          afterHandshake: HANDSHAKE,
+        })
         expect(reply.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /)
         const code = serverCloseCode(reply)
         const key = String(code ?? 'eof')
         codes.set(key, (codes.get(key) ?? 0) + 1)
-        // 1000/1005: a clean close (ours echoed); 1002/1003/1007/1008/1009: protocol errors; eof: the
-        // frames were fine and our FIN ended the tunnel.
-        expect(['1000', '1002', '1003', '1005', '1007', '1008', '1009', 'eof']).toContain(key)
+        // 1002/1003/1007/1008/1009: protocol errors; 1005 or a code the client sent: its close, echoed;
+        // 1000: the tunnel ended; eof: the frames were fine and our FIN ended the tunnel.
+        const echoed = frames.flatMap((f) =>
+          f.closeCode === undefined ? [] : [String(f.closeCode)],
+        )
+        expect([
+          '1000',
+          '1002',
+          '1003',
+          '1005',
+          '1007',
+          '1008',
+          '1009',
+          'eof',
+          ...echoed,
+        ]).toContain(key)
       }),
       { numRuns: scale(400, 10_000) },
     )
