@@ -12,6 +12,7 @@ import type { TextPolicy } from './config.js'
 import { CloseCode } from './protocol.js'
 import { timer } from './timer.js'
 import { publishBackpressure } from './events.js'
+import type { Recorder } from './record.js'
 
 /** How long a closing tunnel may take to flush and exchange close frames before it is cut. */
 export const CLOSE_TIMEOUT_MS = 30_000
@@ -38,6 +39,8 @@ export interface BridgeOptions {
   readonly highWaterMarkBytes: number
   readonly textPolicy: TextPolicy
   readonly idleTimeoutMs: number
+  /** Session recording (`--record`); undefined when off, which costs nothing per chunk. */
+  readonly recorder?: Recorder
 }
 
 /** A live tunnel as the server sees it. */
@@ -76,6 +79,7 @@ export function bridge(
   const startedAt = performance.now()
   const rejectText = options.textPolicy === 'reject'
   const tracksIdle = options.idleTimeoutMs > 0
+  const recorder = options.recorder
   const idleTimer = timer(tunnelOnIdleTimer, options.idleTimeoutMs)
   const lingerTimer = timer(tunnelOnLingerTimer, CLOSE_TIMEOUT_MS + 1_000)
   let bytesUp = 0
@@ -111,6 +115,7 @@ export function bridge(
     }
     const chunk = data as Buffer // binaryType 'nodebuffer': fragments arrive concatenated
     bytesUp += chunk.length
+    if (recorder !== undefined) recorder.up(chunk)
     alive = true
     if (tracksIdle) lastActivity = performance.now()
     // Pause the WebSocket instead of buffering: a slow target must slow the client down, or one client
@@ -133,6 +138,7 @@ export function bridge(
   function tcpOnData(chunk: Buffer): void {
     if (finished) return // the client is gone: keep reading so the target is not stuck, drop the bytes
     bytesDown += chunk.length
+    if (recorder !== undefined) recorder.down(chunk)
     if (tracksIdle) lastActivity = performance.now()
     if (ws.bufferedAmount + chunk.length < options.highWaterMarkBytes) {
       ws.send(chunk, SEND_OPTIONS)

@@ -57,6 +57,8 @@ export interface Config {
   readonly trustProxy: string | undefined
   /** Send a PROXY protocol header to the target, so the backend learns the client address. */
   readonly targetProxyProtocol: 'off' | 'v1' | 'v2'
+  /** Directory for session recordings (one file per tunnel); off when undefined. */
+  readonly recordDir: string | undefined
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
 }
@@ -245,6 +247,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Expect a PROXY protocol v1/v2 header on every connection to the listener (behind HAProxy, AWS NLB, …); connections without one are dropped.',
   },
   {
+    key: 'record',
+    field: 'recordDir',
+    flag: 'record',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'Record every tunnel’s payload, with times and directions, to one file per tunnel in this directory (see gangway replay). Off by default; never records tokens.',
+  },
+  {
     key: 'refuseWith',
     field: 'refuseWith',
     flag: 'refuse-with',
@@ -332,6 +343,7 @@ export const DEFAULTS = {
   proxyProtocol: false,
   trustProxy: undefined,
   targetProxyProtocol: 'off',
+  recordDir: undefined,
   logLevel: 'info',
   logFormat: 'auto',
 } as const satisfies Omit<Config, 'listen' | 'target'>

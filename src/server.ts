@@ -29,6 +29,7 @@ import {
   type ProxiedSocket,
 } from './client-address.js'
 import { encodeProxyHeader, readProxyHeader, unmap } from './proxy-protocol.js'
+import { prepareRecordingDir, startRecording, type Recorder } from './record.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
@@ -172,6 +173,16 @@ export function createTunnelServer(
     notifyIfIdle()
   }
 
+  function recordingFor(id: number, client: string): Recorder | undefined {
+    if (config.recordDir === undefined) return undefined
+    return startRecording(config.recordDir, { conn: id, client, target: targetText }, (err) =>
+      logger.error('recording failed; the tunnel goes on unrecorded', {
+        conn: id,
+        error: err.message,
+      }),
+    )
+  }
+
   function frontOnConnection(socket: net.Socket): void {
     socket.on('error', () => socket.destroy())
     readProxyHeader(socket, handshakeMs).then(
@@ -220,11 +231,13 @@ export function createTunnelServer(
     tcp: net.Socket,
     client: string,
   ): void {
+    const recorder = recordingFor(id, client)
     const tunnel = bridge(ws, wsSocket, tcp, {
       id,
       highWaterMarkBytes: config.highWaterMarkBytes,
       textPolicy: config.textPolicy,
       idleTimeoutMs: config.idleTimeoutMs,
+      recorder,
     })
     tunnels.set(id, tunnel)
     details.set(id, { id, client, target: targetText, route: ROUTE, openedAt: Date.now() })
@@ -239,6 +252,7 @@ export function createTunnelServer(
     void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
       tunnels.delete(id)
       details.delete(id)
+      recorder?.end(result)
       metrics.closed(ROUTE, result)
       const sum = closedTotals.get(ROUTE) ?? { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 }
       sum.closed++
@@ -280,6 +294,15 @@ export function createTunnelServer(
 
   async function listen(): Promise<void> {
     const where = config.listen
+    if (config.recordDir !== undefined) {
+      await prepareRecordingDir(config.recordDir).catch((err: NodeJS.ErrnoException) => {
+        throw new GangwayError(
+          'ERR_LISTEN',
+          `cannot create the --record directory ${config.recordDir}: ${err.code ?? err.message}`,
+          { cause: err },
+        )
+      })
+    }
     if (tls !== undefined) {
       ;(httpServer as https.Server).setSecureContext(await loadTlsOptions(tls))
     }
