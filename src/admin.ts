@@ -12,14 +12,28 @@ import { readFileSync } from 'node:fs'
 import { silentLogger, type Logger } from './log.js'
 import type { ListenAddress } from './config.js'
 import { GangwayError } from './errors.js'
-import type { TunnelMetrics } from './metrics.js'
-import type { TunnelServer } from './server.js'
+import type { RouteTotals, TunnelInfo, TunnelStats } from './server.js'
 import { VERSION } from './version.js'
 
 export interface AdminServer {
   listen(): Promise<void>
   address(): ListenAddress
   close(): Promise<void>
+}
+
+type MaybePromise<T> = T | Promise<T>
+
+/** What the admin listener reads: one tunnel server, or a cluster of workers (see cluster.ts). */
+export interface AdminView {
+  stats(): MaybePromise<TunnelStats>
+  list(): MaybePromise<TunnelInfo[]>
+  totals(): MaybePromise<Record<string, RouteTotals>>
+  closeTunnel(id: number): MaybePromise<boolean>
+}
+
+/** A prom-client registry, or an aggregator over workers. */
+export interface MetricsSource {
+  registry: { contentType: string; metrics(): Promise<string> }
 }
 
 export interface AdminOptions {
@@ -38,8 +52,8 @@ const TUNNEL_CLOSE_PATH = /^\/api\/tunnels\/(\d+)\/close$/
 
 export function createAdminServer(
   listen: ListenAddress,
-  tunnels: TunnelServer,
-  metrics: TunnelMetrics,
+  tunnels: AdminView,
+  metrics: MetricsSource,
   options: AdminOptions = {},
 ): AdminServer {
   const logger = options.logger ?? silentLogger
@@ -53,7 +67,7 @@ export function createAdminServer(
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?', 1)[0] ?? '/'
     if (path.startsWith('/api/')) {
-      api(req, res, path)
+      await api(req, res, path)
       return
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -91,7 +105,10 @@ export function createAdminServer(
     if (path === '/metrics') {
       try {
         send(req, res, 200, metrics.registry.contentType, await metrics.registry.metrics())
-      } catch {
+      } catch (err) {
+        logger.error('metrics collection failed', {
+          error: err instanceof Error ? err.message : String(err),
+        })
         send(req, res, 500, 'text/plain; charset=utf-8', 'metrics collection failed\n')
       }
       return
@@ -108,7 +125,7 @@ export function createAdminServer(
     if (path === '/readyz') {
       // Ready = accepting tunnels. A draining node answers 503 so the load balancer moves new clients away
       // while its live tunnels finish.
-      const stats = tunnels.stats()
+      const stats = await tunnels.stats()
       const ready = !stats.draining
       const body = { status: ready ? 'ready' : 'draining', tunnels: stats.tunnels }
       send(req, res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n')
@@ -124,7 +141,7 @@ export function createAdminServer(
   }
 
   /** The admin API: every route needs the admin token, compared in constant time. */
-  function api(req: IncomingMessage, res: ServerResponse, path: string): void {
+  async function api(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const json = 'application/json'
     if (tokenDigest === undefined) {
       sendJson(req, res, 404, { error: 'the admin API needs an admin token (--admin-token-file)' })
@@ -141,19 +158,23 @@ export function createAdminServer(
       return
     }
     if (path === '/api/tunnels' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const stats = tunnels.stats()
+      const [stats, list, totals] = await Promise.all([
+        tunnels.stats(),
+        tunnels.list(),
+        tunnels.totals(),
+      ])
       sendJson(req, res, 200, {
         now: Date.now(),
         draining: stats.draining,
-        tunnels: tunnels.list(),
-        routes: tunnels.totals(),
+        tunnels: list,
+        routes: totals,
       })
       return
     }
     const close = TUNNEL_CLOSE_PATH.exec(path)
     if (close !== null && req.method === 'POST') {
       const id = Number(close[1])
-      if (tunnels.closeTunnel(id)) sendJson(req, res, 202, { closing: id })
+      if (await tunnels.closeTunnel(id)) sendJson(req, res, 202, { closing: id })
       else sendJson(req, res, 404, { error: 'no such tunnel' })
       return
     }

@@ -23,6 +23,8 @@ import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
 import { createAdminServer, type AdminServer } from './admin.js'
 import { createMetrics } from './metrics.js'
+import cluster from 'node:cluster'
+import { startPrimary, workerContext, workerCount } from './cluster.js'
 import type { ListenAddress } from './config.js'
 import { VERSION } from './version.js'
 
@@ -284,6 +286,7 @@ async function runDemo(args: Args): Promise<number> {
     listen,
     target: demo.target,
     webRoot: options.webRoot ?? DEMO_WEB_ROOT,
+    workers: 1, // one chat room: the demo service lives in this process
   })
   try {
     return await runDaemon(config, {
@@ -335,28 +338,44 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   checkTlsOptions(config)
   const adminAt = adminAddress(config.admin)
   const adminToken = await readAdminToken(config, adminAt !== undefined)
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat })
+  const count = workerCount(config)
+  if (count > 1 && cluster.isPrimary) return runPrimary(config, count, adminAt, adminToken)
+  const worker = workerContext()
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    fields: worker === undefined ? undefined : { worker: worker.index },
+  })
+  // Workers record metrics for the primary's admin listener to aggregate.
   const metrics = adminAt === undefined ? undefined : createMetrics()
-  const server = createTunnelServer(config, { logger, metrics })
+  const idSpace = worker === undefined ? undefined : { index: worker.index, count: worker.count }
+  const server = createTunnelServer(config, { logger, metrics, idSpace })
   let admin: AdminServer | undefined
   const stop = watchStopSignals(logger)
-  const reload = watchReloadSignal(server, logger)
+  const reload = worker === undefined ? watchReloadSignal(server, logger) : { dispose() {} }
   try {
     await server.listen()
-    if (adminAt !== undefined && metrics !== undefined) {
-      admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger })
-      await admin.listen()
+    if (worker !== undefined) {
+      worker.ready(server, metrics)
+    } else {
+      if (adminAt !== undefined && metrics !== undefined) {
+        admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger })
+        await admin.listen()
+      }
+      logger.info('listening', {
+        version: VERSION,
+        listen: formatAddress(server.address()),
+        target: formatAddress(config.target),
+        tls: config.tlsCert === undefined ? undefined : true,
+        admin: admin === undefined ? undefined : formatAddress(admin.address()),
+        web: config.webRoot,
+      })
+      hooks.afterListen?.(server, logger)
     }
-    logger.info('listening', {
-      version: VERSION,
-      listen: formatAddress(server.address()),
-      target: formatAddress(config.target),
-      tls: config.tlsCert === undefined ? undefined : true,
-      admin: admin === undefined ? undefined : formatAddress(admin.address()),
-      web: config.webRoot,
-    })
-    hooks.afterListen?.(server, logger)
-    const signal = await stop.signalled
+    // A worker drains when the primary asks (over IPC) or on its own signal (a terminal's Ctrl-C).
+    const signal = await (worker === undefined
+      ? stop.signalled
+      : Promise.race([stop.signalled, worker.drainRequested.then(() => 'primary' as const)]))
     // close() stops accepting before it returns, so "draining" is only logged once new connections fail.
     // The admin listener stays up meanwhile: /readyz answers 503 so load balancers move away.
     const closed = server.close({ drainTimeoutMs: config.drainTimeoutMs })
@@ -369,10 +388,79 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     logger.info('stopped')
     return EXIT_OK
   } finally {
+    worker?.dispose()
     reload.dispose()
     stop.dispose()
     await admin?.close()
     await server.close({ drainTimeoutMs: 0 })
+  }
+}
+
+/**
+ * The primary of `--workers N`: forks the workers (which listen), serves the admin listener for all of them,
+ * forwards SIGHUP, and on SIGTERM/SIGINT asks every worker to drain and waits for them; a second signal
+ * ends them all at once.
+ */
+async function runPrimary(
+  config: Config,
+  count: number,
+  adminAt: ListenAddress | undefined,
+  adminToken: string | undefined,
+): Promise<number> {
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    fields: { worker: 'primary' },
+  })
+  const primary = startPrimary(count, logger)
+  const stop = watchStopSignals(logger, () => primary.kill())
+  function processOnSighup(): void {
+    logger.info('SIGHUP: reloading', { workers: count })
+    primary.reload()
+  }
+  process.on('SIGHUP', processOnSighup)
+  let admin: AdminServer | undefined
+  try {
+    let address: ListenAddress
+    try {
+      address =
+        (await Promise.race([primary.listening, stop.signalled.then(() => undefined)])) ??
+        config.listen
+    } catch (err) {
+      throw new GangwayError('ERR_LISTEN', (err as Error).message, { cause: err })
+    }
+    if (adminAt !== undefined) {
+      admin = createAdminServer(adminAt, primary.admin, primary.admin, {
+        token: adminToken,
+        logger,
+      })
+      await admin.listen()
+    }
+    logger.info('listening', {
+      version: VERSION,
+      listen: formatAddress(address),
+      target: formatAddress(config.target),
+      workers: count,
+      tls: config.tlsCert === undefined ? undefined : true,
+      admin: admin === undefined ? undefined : formatAddress(admin.address()),
+      web: config.webRoot,
+    })
+    const signal = await stop.signalled
+    logger.info('draining', {
+      signal,
+      workers: count,
+      timeoutSeconds: config.drainTimeoutMs / 1000,
+    })
+    await primary.drain()
+    logger.info('stopped')
+    return EXIT_OK
+  } catch (err) {
+    primary.kill()
+    throw err
+  } finally {
+    process.off('SIGHUP', processOnSighup)
+    stop.dispose()
+    await admin?.close()
   }
 }
 
@@ -436,7 +524,10 @@ function watchReloadSignal(server: TunnelServer, logger: Logger): { dispose(): v
  * The first SIGTERM/SIGINT resolves `signalled` (the caller drains); a second one exits at once.
  * `dispose` removes the listeners, so an in-process `main()` leaves no trace on `process`.
  */
-function watchStopSignals(logger: Logger): { signalled: Promise<StopSignal>; dispose(): void } {
+function watchStopSignals(
+  logger: Logger,
+  beforeExit: () => void = () => {},
+): { signalled: Promise<StopSignal>; dispose(): void } {
   let received: StopSignal | undefined
   let resolveSignalled: (signal: StopSignal) => void = () => {}
   const signalled = new Promise<StopSignal>((resolve) => {
@@ -449,6 +540,7 @@ function watchStopSignals(logger: Logger): { signalled: Promise<StopSignal>; dis
       return
     }
     logger.warn('second signal: exiting without waiting for tunnels', { signal })
+    beforeExit()
     process.exit(SIGNAL_EXIT_CODES[signal])
   }
   for (const signal of STOP_SIGNALS) process.on(signal, processOnStopSignal)

@@ -59,6 +59,8 @@ export interface Config {
   readonly targetProxyProtocol: 'off' | 'v1' | 'v2'
   /** Directory for session recordings (one file per tunnel); off when undefined. */
   readonly recordDir: string | undefined
+  /** Worker processes sharing the listener; 0 = one per CPU core. */
+  readonly workers: number
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
 }
@@ -316,6 +318,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: undefined,
     describe: 'Serve static files from this directory (GET/HEAD) on the listen address.',
   },
+  {
+    key: 'workers',
+    field: 'workers',
+    flag: 'workers',
+    kind: 'count',
+    default: 1,
+    describe:
+      'Worker processes sharing the listener (node:cluster), to use several cores; 0 = one per core. Metrics and the admin API cover all workers.',
+  },
 ]
 
 /** Defaults as a `Config` minus the positionals (the demo and tests build on it). */
@@ -344,6 +355,7 @@ export const DEFAULTS = {
   trustProxy: undefined,
   targetProxyProtocol: 'off',
   recordDir: undefined,
+  workers: 1,
   logLevel: 'info',
   logFormat: 'auto',
 } as const satisfies Omit<Config, 'listen' | 'target'>

@@ -26,6 +26,8 @@ export interface LoggerOptions {
   format: LogFormat
   /** Where lines go (default: stdout). */
   stream?: NodeJS.WritableStream & { isTTY?: boolean }
+  /** Fields added to every line (e.g. `{ worker: 2 }`). */
+  fields?: LogFields
 }
 
 /** Builds the daemon's logger: JSON lines, or readable text when `format` is pretty (or auto on a TTY). */
@@ -40,7 +42,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const base = pino(
     {
       level: options.level,
-      base: undefined,
+      base: options.fields ?? undefined,
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },

@@ -35,6 +35,8 @@ export interface TunnelServerOptions {
   logger?: Logger
   /** Where tunnel counts, bytes, refusals and dial times are recorded (see `createMetrics`). */
   metrics?: Omit<TunnelMetrics, 'registry'>
+  /** With several workers: this worker's index and the worker count, so tunnel ids never collide. */
+  idSpace?: { index: number; count: number }
 }
 
 /** One live tunnel, as the admin API and status page show it. */
@@ -96,6 +98,8 @@ export function createTunnelServer(
 ): TunnelServer {
   const logger = options.logger ?? silentLogger
   const metrics = options.metrics ?? noMetrics
+  const idStride = options.idSpace?.count ?? 1
+  const idOffset = options.idSpace?.index ?? 0
   const tls = tlsSettings(config)
   let stopWatchingTls: (() => void) | undefined
   const targetText = describeTarget(config.target)
@@ -146,7 +150,7 @@ export function createTunnelServer(
       config,
       wss,
       logger,
-      nextId: () => ++lastId,
+      nextId: () => ++lastId * idStride + idOffset,
       isDraining: () => draining,
       load: () => tunnels.size + dialing,
       dialStarted: () => void dialing++,
