@@ -18,6 +18,7 @@ import {
   type OptionSpec,
   type ResolveInput,
 } from './config.js'
+import { createAccessFromConfig } from './auth/from-config.js'
 import { ConfigError, GangwayError } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
@@ -101,7 +102,8 @@ function parseCommandLine(argv: string[]): {
   let output = ''
   const y = withUsageConfiguration(yargs(argv))
     .scriptName('gangway')
-    .parserConfiguration({ 'duplicate-arguments-array': false })
+    // Repeated flags arrive as arrays: list options (--allow) keep them all, others keep the last one.
+    .parserConfiguration({ 'duplicate-arguments-array': true })
     .strict()
     .exitProcess(false)
     .fail(function yargsOnFail(message: string | undefined, err: Error | undefined): never {
@@ -207,7 +209,9 @@ async function configInput(args: Args, listen: unknown, target: unknown): Promis
   }
   const flags: Record<string, unknown> = {}
   for (const spec of OPTIONS) {
-    if (args[spec.flag] !== undefined) flags[spec.key] = args[spec.flag]
+    const value = args[spec.flag]
+    if (value === undefined) continue
+    flags[spec.key] = Array.isArray(value) && spec.kind !== 'list' ? value.at(-1) : value
   }
   return {
     file: file?.values,
@@ -272,14 +276,19 @@ interface DaemonHooks {
 /** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. */
 async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat })
-  const server = createTunnelServer(config, { logger })
+  const access = await createAccessFromConfig(config, { logger })
+  const server = createTunnelServer(config, { logger, access })
   const stop = watchStopSignals(logger)
+  const hangup = access === undefined ? undefined : watchHangup(logger, () => access.reload())
   try {
     await server.listen()
     logger.info('listening', {
       version: VERSION,
       listen: formatAddress(server.address()),
-      target: formatAddress(config.target),
+      target: config.target === undefined ? undefined : formatAddress(config.target),
+      routes: config.routes === undefined ? undefined : [...config.routes.keys()],
+      tokenFile: config.tokenFile,
+      tokenDir: config.tokenDir,
       web: config.webRoot,
     })
     hooks.afterListen?.(server, logger)
@@ -296,7 +305,23 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     return EXIT_OK
   } finally {
     stop.dispose()
+    hangup?.()
+    await access?.close()
   }
+}
+
+/** SIGHUP reloads token files; a failed reload keeps the previous tokens. Returns the disposer. */
+function watchHangup(logger: Logger, reload: () => Promise<void>): () => void {
+  function processOnHangup(): void {
+    logger.info('SIGHUP: reloading tokens')
+    reload().catch(function hangupOnReloadError(err: unknown) {
+      logger.error('reload failed; keeping the previous tokens', {
+        error: err instanceof Error ? err.message : String(err),
+      })
+    })
+  }
+  process.on('SIGHUP', processOnHangup)
+  return () => void process.off('SIGHUP', processOnHangup)
 }
 
 /**

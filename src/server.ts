@@ -8,6 +8,7 @@ import net from 'node:net'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import type { Access, Admission } from './auth/access.js'
 import type { Config, ListenAddress } from './config.js'
 import { bridge, CLOSE_TIMEOUT_MS, type Tunnel, type TunnelResult } from './bridge.js'
 import { describeTarget } from './dial.js'
@@ -21,6 +22,8 @@ import { VERSION } from './version.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
+  /** Tokens, routes and target policy (`createAccessFromConfig`); without it every tunnel dials TARGET. */
+  access?: Access
 }
 
 export interface TunnelStats {
@@ -53,7 +56,6 @@ export function createTunnelServer(
   options: TunnelServerOptions = {},
 ): TunnelServer {
   const logger = options.logger ?? silentLogger
-  const targetText = describeTarget(config.target)
   const tunnels = new Map<number, Tunnel>()
   const startedAt = Date.now()
   let lastId = 0
@@ -90,6 +92,7 @@ export function createTunnelServer(
       config,
       wss,
       logger,
+      access: options.access,
       nextId: () => ++lastId,
       isDraining: () => draining,
       load: () => tunnels.size + dialing,
@@ -119,23 +122,29 @@ export function createTunnelServer(
     wsSocket: Duplex,
     tcp: net.Socket,
     client: string,
+    admission: Admission,
   ): void {
+    const route = admission.options
+    const targetText = describeTarget(admission.target)
     const tunnel = bridge(ws, wsSocket, tcp, {
       id,
-      highWaterMarkBytes: config.highWaterMarkBytes,
-      textPolicy: config.textPolicy,
-      idleTimeoutMs: config.idleTimeoutMs,
+      highWaterMarkBytes: route.highWaterMarkBytes ?? config.highWaterMarkBytes,
+      textPolicy: route.textPolicy ?? config.textPolicy,
+      idleTimeoutMs: route.idleTimeoutMs ?? config.idleTimeoutMs,
     })
     tunnels.set(id, tunnel)
     logger.info('tunnel open', {
       conn: id,
       client,
       target: targetText,
+      route: admission.label,
+      token: admission.fingerprint,
       subprotocol: ws.protocol || undefined,
     })
     if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
     void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
       tunnels.delete(id)
+      admission.release()
       logger.info('tunnel closed', {
         conn: id,
         client,

@@ -2,14 +2,18 @@
  * @module upgrade
  * The 'upgrade' listener: validate the handshake, apply connection limits, **dial the target before
  * accepting**, then complete the upgrade and hand both sockets to the bridge, so that `open` in the
- * browser means "TCP connected". A failed dial is reported as a documented close code (or an HTTP status
- * with `--refuse-with http`). Knows nothing of bytes after the upgrade.
+ * browser means "TCP connected". With an access gate, the token is resolved and the target checked first
+ * (`auth/access.ts`). A refusal or a failed dial is reported as a documented close code (or an HTTP status
+ * with `--refuse-with http`), and logged once, with the token's fingerprint, never the token. Knows nothing
+ * of bytes after the upgrade.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket, WebSocketServer } from 'ws'
-import type { Config } from './config.js'
+import type { Admission, Access, Refusal } from './auth/access.js'
+import { redactUrl } from './auth/token.js'
+import type { Config, Target } from './config.js'
 import { dial, describeTarget } from './dial.js'
 import { TunnelError, tunnelError } from './errors.js'
 import { writeHttpStatus } from './http.js'
@@ -21,14 +25,23 @@ export interface UpgradeContext {
   readonly config: Config
   readonly wss: WebSocketServer
   readonly logger: Logger
+  /** The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. */
+  readonly access?: Access | undefined
   nextId(): number
   isDraining(): boolean
   /** Tunnels open plus dials in progress. */
   load(): number
   dialStarted(): void
   dialFinished(): void
-  /** Takes over a connected pair. */
-  startTunnel(id: number, ws: WebSocket, wsSocket: Duplex, tcp: Socket, client: string): void
+  /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
+  startTunnel(
+    id: number,
+    ws: WebSocket,
+    wsSocket: Duplex,
+    tcp: Socket,
+    client: string,
+    admission: Admission,
+  ): void
 }
 
 /** Short, client-safe reasons (internal addresses stay in the log). */
@@ -38,6 +51,12 @@ const CLIENT_REASONS: Record<string, string> = {
   ERR_TARGET_TIMEOUT: 'target connect timed out',
   ERR_TOO_MANY_CONNECTIONS: 'too many connections',
   ERR_SHUTTING_DOWN: 'server shutting down',
+  ERR_TOKEN_INVALID: 'unauthorized',
+  ERR_ORIGIN_DENIED: 'forbidden',
+  ERR_TARGET_DENIED: 'forbidden',
+  ERR_RATE_LIMITED: 'too many attempts',
+  ERR_TOKEN_LIMIT: 'too many connections for this token',
+  ERR_RESOLVER_UNAVAILABLE: 'service unavailable',
 }
 
 /** Bytes a client may send before the 101 (it should send none) before it is dropped. */
@@ -46,9 +65,8 @@ const MAX_EARLY_BYTES = 64 * 1024
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/
 
 export function createUpgradeListener(ctx: UpgradeContext) {
-  const { config, logger } = ctx
-  const target = config.target
-  const targetText = describeTarget(target)
+  const { config, logger, access } = ctx
+  const fixedTarget = config.target
 
   return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
     let head = firstBytes
@@ -83,11 +101,39 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     socket.once('end', socketOnCloseWhileDialing)
     socket.once('close', socketOnCloseWhileDialing)
     ctx.dialStarted()
-    logger.debug('dialling', { conn: id, client, target: targetText })
-    dial(target, { timeoutMs: config.connectTimeoutMs, signal: abort.signal }).then(
-      dialOnSuccess,
-      dialOnFailure,
-    )
+    let admission: Admission | undefined
+    let refusalFields: Record<string, unknown> = {}
+    let targetText = fixedTarget === undefined ? undefined : describeTarget(fixedTarget)
+    admit().then(admitOnDone, dialOnFailure)
+
+    function admit(): Promise<Admission | Refusal> {
+      if (access === undefined) return Promise.resolve(openAdmission(fixedTarget))
+      return access.admit(req, clientIp(req))
+    }
+
+    function admitOnDone(answer: Admission | Refusal): void {
+      if (!answer.ok) {
+        refusalFields = {
+          token: answer.fingerprint,
+          carrier: answer.carrier,
+          path: redactUrl(req.url),
+        }
+        dialOnFailure(answer.error)
+        return
+      }
+      admission = answer
+      targetText = describeTarget(answer.target)
+      if (abort.signal.aborted) {
+        dialOnFailure(abort.signal.reason)
+        return
+      }
+      logger.debug('dialling', { conn: id, client, target: targetText, route: answer.label })
+      dial(answer.target, {
+        timeoutMs: answer.options.connectTimeoutMs ?? config.connectTimeoutMs,
+        signal: abort.signal,
+        addresses: answer.addresses,
+      }).then(dialOnSuccess, dialOnFailure)
+    }
 
     function socketOnCloseWhileDialing(): void {
       abort.abort(new Error('client went away while dialling'))
@@ -110,12 +156,15 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     function dialOnSuccess(tcp: Socket): void {
       ctx.dialFinished()
       stopWatchingClient()
+      const admitted = admission as Admission
       if (socket.destroyed) {
         tcp.destroy()
+        admitted.release()
         return
       }
       if (ctx.isDraining()) {
         tcp.destroy()
+        admitted.release()
         refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
         return
       }
@@ -125,10 +174,11 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       ctx.wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
         socket.off('close', socketOnCloseBeforeUpgrade)
         socket.off('error', socketOnEarlyError)
-        ctx.startTunnel(id, ws, socket, tcp, client)
+        ctx.startTunnel(id, ws, socket, tcp, client, admitted)
       })
       function socketOnCloseBeforeUpgrade(): void {
         tcp.destroy()
+        admitted.release()
         logger.info('handshake rejected', { conn: id, client })
       }
     }
@@ -136,6 +186,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     function dialOnFailure(err: unknown): void {
       ctx.dialFinished()
       stopWatchingClient()
+      admission?.release()
       if (abort.signal.aborted) {
         logger.info('client left before the target answered', {
           conn: id,
@@ -156,6 +207,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         conn: id,
         client,
         target: targetText,
+        ...refusalFields,
         [http ? 'status' : 'code']: http ? err.status : err.closeCode,
         reason: err.message,
       })
@@ -164,7 +216,9 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       }
       if (socket.destroyed) return
       if (http) {
-        writeHttpStatus(socket, err.status, reason)
+        // RFC 9110 11.6.1: a 401 names the scheme that would work.
+        const extra = err.status === 401 ? ['WWW-Authenticate: Bearer'] : []
+        writeHttpStatus(socket, err.status, reason, extra)
         return
       }
       ctx.wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
@@ -195,6 +249,27 @@ function handshakeProblem(req: IncomingMessage): { status: number; message: stri
   if (req.headers['sec-websocket-version'] !== '13')
     return { status: 426, message: 'unsupported Sec-WebSocket-Version (13 is required)' }
   return undefined
+}
+
+/** The admission of a daemon without an access gate: its one fixed target, no per-route options. */
+function openAdmission(target: Target | undefined): Admission {
+  if (target === undefined) throw new Error('no TARGET and no access gate')
+  return {
+    ok: true,
+    target,
+    addresses: undefined,
+    options: {},
+    label: undefined,
+    fingerprint: undefined,
+    carrier: undefined,
+    release: () => undefined,
+  }
+}
+
+/** The peer's IP address (IPv4-mapped unwrapped): the key failed attempts are counted under. */
+function clientIp(req: IncomingMessage): string {
+  const ip = req.socket.remoteAddress ?? 'unix'
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip
 }
 
 /** `ip:port` of the peer, IPv6 bracketed and IPv4-mapped addresses unwrapped. */
