@@ -18,6 +18,8 @@ import {
   type OptionSpec,
   type ResolveInput,
 } from './config.js'
+import { createAccessFromConfig } from './auth/from-config.js'
+import type { Access } from './auth/access.js'
 import { ConfigError, GangwayError } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
@@ -135,7 +137,8 @@ function parseCommandLine(argv: string[]): {
   let output = ''
   const y = withUsageConfiguration(yargs(argv))
     .scriptName('gangway')
-    .parserConfiguration({ 'duplicate-arguments-array': false })
+    // Repeated flags arrive as arrays: list options (--allow) keep them all, others keep the last one.
+    .parserConfiguration({ 'duplicate-arguments-array': true })
     .strict()
     .exitProcess(false)
     .fail(function yargsOnFail(message: string | undefined, err: Error | undefined): never {
@@ -241,7 +244,9 @@ async function configInput(args: Args, listen: unknown, target: unknown): Promis
   }
   const flags: Record<string, unknown> = {}
   for (const spec of OPTIONS) {
-    if (args[spec.flag] !== undefined) flags[spec.key] = args[spec.flag]
+    const value = args[spec.flag]
+    if (value === undefined) continue
+    flags[spec.key] = Array.isArray(value) && spec.kind !== 'list' ? value.at(-1) : value
   }
   return {
     file: file?.values,
@@ -346,17 +351,20 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     format: config.logFormat,
     fields: worker === undefined ? undefined : { worker: worker.index },
   })
+  const access = await createAccessFromConfig(config, { logger })
   // Workers record metrics for the primary's admin listener to aggregate.
   const metrics = adminAt === undefined ? undefined : createMetrics()
   const idSpace = worker === undefined ? undefined : { index: worker.index, count: worker.count }
-  const server = createTunnelServer(config, { logger, metrics, idSpace })
+  const server = createTunnelServer(config, { logger, metrics, idSpace, access })
   let admin: AdminServer | undefined
   const stop = watchStopSignals(logger)
-  const reload = worker === undefined ? watchReloadSignal(server, logger) : { dispose() {} }
+  const reloadAll = (): void => reloadEverything(server, access, logger)
+  // Workers reload when the primary forwards its SIGHUP.
+  const hangup = worker === undefined ? watchHangup(logger, reloadAll) : undefined
   try {
     await server.listen()
     if (worker !== undefined) {
-      worker.ready(server, metrics)
+      worker.ready(server, metrics, reloadAll)
     } else {
       if (adminAt !== undefined && metrics !== undefined) {
         admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger })
@@ -365,7 +373,7 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
       logger.info('listening', {
         version: VERSION,
         listen: formatAddress(server.address()),
-        target: formatAddress(config.target),
+        ...describeRouting(config),
         tls: config.tlsCert === undefined ? undefined : true,
         admin: admin === undefined ? undefined : formatAddress(admin.address()),
         web: config.webRoot,
@@ -389,11 +397,32 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     return EXIT_OK
   } finally {
     worker?.dispose()
-    reload.dispose()
     stop.dispose()
+    hangup?.()
     await admin?.close()
     await server.close({ drainTimeoutMs: 0 })
+    await access?.close()
   }
+}
+
+/** What the daemon routes to, for the startup line: a fixed target, named routes, token sources. */
+function describeRouting(config: Config): Record<string, unknown> {
+  return {
+    target: config.target === undefined ? undefined : formatAddress(config.target),
+    routes: config.routes === undefined ? undefined : [...config.routes.keys()],
+    tokenFile: config.tokenFile,
+    tokenDir: config.tokenDir,
+  }
+}
+
+/** SIGHUP: re-read the TLS certificate and the token sources; a failure keeps the previous ones. */
+function reloadEverything(server: TunnelServer, access: Access | undefined, logger: Logger): void {
+  void server.reloadCertificates()
+  access?.reload().catch(function hangupOnReloadError(err: unknown) {
+    logger.error('reload failed; keeping the previous tokens', {
+      error: err instanceof Error ? err.message : String(err),
+    })
+  })
 }
 
 /**
@@ -439,7 +468,7 @@ async function runPrimary(
     logger.info('listening', {
       version: VERSION,
       listen: formatAddress(address),
-      target: formatAddress(config.target),
+      ...describeRouting(config),
       workers: count,
       tls: config.tlsCert === undefined ? undefined : true,
       admin: admin === undefined ? undefined : formatAddress(admin.address()),
@@ -506,18 +535,14 @@ async function readAdminToken(config: Config, hasAdmin: boolean): Promise<string
   return token
 }
 
-/** SIGHUP re-reads the TLS certificate and key (the files are also watched). */
-function watchReloadSignal(server: TunnelServer, logger: Logger): { dispose(): void } {
-  function processOnSighup(): void {
-    logger.info('SIGHUP: reloading', {})
-    void server.reloadCertificates()
+/** SIGHUP reloads certificates and token sources; a failed reload keeps the previous ones. */
+function watchHangup(logger: Logger, reload: () => void): () => void {
+  function processOnHangup(): void {
+    logger.info('SIGHUP: reloading certificates and tokens')
+    reload()
   }
-  process.on('SIGHUP', processOnSighup)
-  return {
-    dispose() {
-      process.off('SIGHUP', processOnSighup)
-    },
-  }
+  process.on('SIGHUP', processOnHangup)
+  return () => void process.off('SIGHUP', processOnHangup)
 }
 
 /**

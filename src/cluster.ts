@@ -42,8 +42,8 @@ export interface WorkerContext {
   count: number
   /** Resolves when the primary asks this worker to drain. */
   drainRequested: Promise<void>
-  /** Call once listening; also starts answering the primary's requests. */
-  ready(server: TunnelServer, metrics: TunnelMetrics | undefined): void
+  /** Call once listening; also starts answering the primary's requests (`reload` on its SIGHUP). */
+  ready(server: TunnelServer, metrics: TunnelMetrics | undefined, reload: () => void): void
   dispose(): void
 }
 
@@ -55,11 +55,12 @@ export function workerContext(): WorkerContext | undefined {
   let requestDrain: () => void = () => {}
   const drainRequested = new Promise<void>((resolve) => (requestDrain = resolve))
   let server: TunnelServer | undefined
+  let reload: () => void = () => {}
 
   function processOnMessage(message: unknown): void {
     const m = message as Partial<{ gangway: string; req: number; id: number }>
     if (m.gangway === 'drain') requestDrain()
-    else if (m.gangway === 'reload') void server?.reloadCertificates()
+    else if (m.gangway === 'reload') reload()
     else if (server === undefined || typeof m.req !== 'number') return
     else if (m.gangway === 'snapshot') {
       send({
@@ -76,8 +77,9 @@ export function workerContext(): WorkerContext | undefined {
     index,
     count,
     drainRequested,
-    ready(s, metrics) {
+    ready(s, metrics, onReload) {
       server = s
+      reload = onReload
       if (metrics !== undefined) {
         // prom-client answers the primary's metrics requests once an AggregatorRegistry exists here.
         new AggregatorRegistry()

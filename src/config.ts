@@ -6,6 +6,7 @@
 import { parseListen, parseTarget } from './address.js'
 import { ConfigError } from './errors.js'
 import { describeValue, parseOptionValue, type OptionValue } from './option-values.js'
+import { parseRoutes, type Routes } from './targets/routes.js'
 
 export * from './option-values.js'
 
@@ -24,8 +25,10 @@ export type LogFormat = 'auto' | 'json' | 'pretty'
 export interface Config {
   /** Listen address (positional LISTEN). */
   readonly listen: ListenAddress
-  /** The target every tunnel dials (positional TARGET). */
-  readonly target: Target
+  /** The target every tunnel dials (positional TARGET); undefined when tokens or routes pick it. */
+  readonly target: Target | undefined
+  /** Named targets from the config file's `routes` (docs/auth.md); a file-only key, like `target`. */
+  readonly routes?: Routes
   /** Permission bits of a unix listen socket. */
   readonly listenMode: number
   readonly textPolicy: TextPolicy
@@ -63,10 +66,16 @@ export interface Config {
   readonly workers: number
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
+  readonly allowedOrigins: readonly string[] | undefined
+  readonly hostToken: boolean
+  readonly maxAuthFailures: number
+  readonly tokenCookie: string
+  readonly tokenDir: string | undefined
+  readonly tokenFile: string | undefined
 }
 
 /** `Config` fields set by options (everything but the positionals). */
-export type OptionField = Exclude<keyof Config, 'listen' | 'target'>
+export type OptionField = Exclude<keyof Config, 'listen' | 'target' | 'routes'>
 
 /** The kind of value an option takes; the CLI parses flag and file values with it. */
 export type OptionKind =
@@ -77,6 +86,7 @@ export type OptionKind =
   | 'string'
   | 'path'
   | 'mode' // octal permission bits, e.g. 600 or 0660
+  | 'list' // a repeatable string: the flag may be given several times, the file key holds a list
   | { choices: readonly string[] }
 
 export interface OptionSpec {
@@ -110,6 +120,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: undefined,
     describe:
       'File holding the admin token that enables the admin API and the live status page on --admin (or set GANGWAY_ADMIN_TOKEN).',
+  },
+  {
+    key: 'allowedOrigins',
+    field: 'allowedOrigins',
+    flag: 'allowed-origins',
+    kind: 'list',
+    default: undefined,
+    describe:
+      'Origins allowed to open tunnels (repeatable): exact (https://app.example.com) or wildcard (https://*.example.com). Others get 4403. Required for cookie tokens.',
   },
   {
     key: 'cert',
@@ -173,6 +192,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'Bytes queued towards the browser before the daemon stops reading the target.',
   },
   {
+    key: 'hostToken',
+    field: 'hostToken',
+    flag: 'host-token',
+    kind: 'boolean',
+    default: false,
+    describe:
+      'Also take the token from the Host header, up to its port (websockify --host-token: one subdomain per session).',
+  },
+  {
     key: 'idleTimeout',
     field: 'idleTimeoutMs',
     flag: 'idle-timeout',
@@ -212,6 +240,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: { choices: ['debug', 'info', 'warn', 'error', 'silent'] },
     default: 'info',
     describe: 'Least severe level that is logged.',
+  },
+  {
+    key: 'maxAuthFailures',
+    field: 'maxAuthFailures',
+    flag: 'max-auth-failures',
+    kind: 'count',
+    default: 10,
+    describe:
+      'Failed token attempts per client address per minute; beyond it the address gets 4429 (HTTP 429). 0 = no limit.',
   },
   {
     key: 'maxConnections',
@@ -264,7 +301,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: { choices: ['close', 'http'] },
     default: 'close',
     describe:
-      'How a refused or failed dial is reported: "close" completes the upgrade and closes with a 4xxx code (readable from JavaScript); "http" answers 502/503/504 before the upgrade.',
+      'How a refusal or a failed dial is reported: "close" completes the upgrade and closes with a 4xxx code (readable from JavaScript); "http" answers 401/403/429/502/503/504 before the upgrade.',
   },
   {
     key: 'targetProxyProtocol',
@@ -300,6 +337,33 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: { choices: ['TLSv1.2', 'TLSv1.3'] },
     default: 'TLSv1.2',
     describe: 'Oldest TLS version the listener accepts.',
+  },
+  {
+    key: 'tokenCookie',
+    field: 'tokenCookie',
+    flag: 'token-cookie',
+    kind: 'string',
+    default: 'gangway_token',
+    describe:
+      'Name of the cookie a token may travel in (cookie tokens need allowedOrigins: the Origin is then checked).',
+  },
+  {
+    key: 'tokenDir',
+    field: 'tokenDir',
+    flag: 'token-dir',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'A directory with one file per token: the file named like the token holds its host:port (websockify TokenFileName).',
+  },
+  {
+    key: 'tokenFile',
+    field: 'tokenFile',
+    flag: 'token-file',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'A websockify token file ("token: host:port" lines) or a directory of them; reloaded when it changes and on SIGHUP.',
   },
   {
     key: 'trustProxy',
@@ -358,6 +422,12 @@ export const DEFAULTS = {
   workers: 1,
   logLevel: 'info',
   logFormat: 'auto',
+  allowedOrigins: undefined,
+  hostToken: false,
+  maxAuthFailures: 10,
+  tokenCookie: 'gangway_token',
+  tokenDir: undefined,
+  tokenFile: undefined,
 } as const satisfies Omit<Config, 'listen' | 'target'>
 
 /** The default of an option as `--help` and the docs show it. */
@@ -387,7 +457,7 @@ export interface ResolvedOptions {
   readonly target: Target | undefined
 }
 
-const FILE_ADDRESS_KEYS = ['listen', 'target'] as const
+const FILE_ADDRESS_KEYS = ['listen', 'target', 'routes'] as const
 const OPTIONS_BY_KEY = new Map(OPTIONS.map((spec) => [spec.key, spec]))
 
 /**
@@ -408,7 +478,10 @@ export function resolveOptions(input: ResolveInput): ResolvedOptions {
   for (const key of Object.keys(input.flags)) {
     if (!OPTIONS_BY_KEY.has(key)) throw new ConfigError(`unknown option ${JSON.stringify(key)}`)
   }
-  const options: Record<string, OptionValue> = { ...DEFAULTS }
+  const options: Record<string, OptionValue | Routes> = { ...DEFAULTS }
+  if (file['routes'] !== undefined) {
+    options['routes'] = parseRoutes(file['routes'], `${inFile}: routes`, cwd)
+  }
   for (const spec of OPTIONS) {
     const fromFile = file[spec.key]
     const fromFlag = input.flags[spec.key]
@@ -439,12 +512,25 @@ export function resolveOptions(input: ResolveInput): ResolvedOptions {
   })
 }
 
+/** True when tokens or routes choose targets, so no TARGET is needed. */
+export function hasTokenSource(options: Omit<Config, 'listen' | 'target'>): boolean {
+  return (
+    (options.routes?.size ?? 0) > 0 ||
+    options.tokenFile !== undefined ||
+    options.tokenDir !== undefined
+  )
+}
+
 /**
- * `resolveOptions`, then requires both addresses: the frozen `Config` the server runs with.
+ * `resolveOptions`, then requires LISTEN, and TARGET unless tokens or routes choose targets: the frozen
+ * `Config` the server runs with.
  * @throws {ConfigError} as `resolveOptions`, or `missing TARGET …` / `missing LISTEN …`.
  */
 export function resolveConfig(input: ResolveInput): Config {
   const { options, listen, target } = resolveOptions(input)
+  if (listen !== undefined && target === undefined && hasTokenSource(options)) {
+    return Object.freeze({ listen, target, ...options })
+  }
   if (listen === undefined && target === undefined) {
     throw new ConfigError('missing LISTEN and TARGET (usage: gangway [options] LISTEN TARGET)')
   }

@@ -5,7 +5,8 @@
  * `TunnelError`s whose close code says what happened (refused, unreachable, timeout). Knows nothing of
  * WebSockets.
  */
-import net, { type Socket } from 'node:net'
+import type { LookupAddress } from 'node:dns'
+import net, { type LookupFunction, type Socket } from 'node:net'
 import type { Target } from './config.js'
 import { tunnelError, type TunnelError, type TunnelErrorCode } from './errors.js'
 
@@ -17,6 +18,11 @@ const KEEPALIVE_INITIAL_DELAY_MS = 30_000
 export interface DialOptions {
   timeoutMs: number
   signal: AbortSignal
+  /**
+   * Addresses already resolved (and checked by the target policy): the dial uses exactly these instead of
+   * a second DNS lookup, so a name cannot resolve differently between the check and the connect.
+   */
+  addresses?: readonly LookupAddress[] | undefined
 }
 
 /** Connects `target`; resolves with a connected socket (no-delay and keepalive on). */
@@ -33,6 +39,7 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
             keepAliveInitialDelay: KEEPALIVE_INITIAL_DELAY_MS,
             autoSelectFamily: true,
             autoSelectFamilyAttemptTimeout: HAPPY_EYEBALLS_ATTEMPT_MS,
+            ...(options.addresses === undefined ? {} : { lookup: fixedLookup(options.addresses) }),
           })
     const timer = setTimeout(dialOnTimeout, options.timeoutMs)
     socket.once('connect', dialOnConnect)
@@ -71,6 +78,24 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
       reject(reason instanceof Error ? reason : new Error('dial aborted'))
     }
   })
+}
+
+/** A `lookup` for net.connect that answers with a fixed address list (IPv6 and IPv4 interleaved by Node). */
+function fixedLookup(addresses: readonly LookupAddress[]): LookupFunction {
+  return function lookupFixed(_hostname, options, callback) {
+    const first = addresses[0]
+    if (first === undefined) {
+      const err: NodeJS.ErrnoException = new Error('no address to dial')
+      err.code = 'ENOTFOUND'
+      callback(err, '', 4)
+      return
+    }
+    if (options.all === true) {
+      ;(callback as unknown as (e: null, list: LookupAddress[]) => void)(null, [...addresses])
+    } else {
+      callback(null, first.address, first.family)
+    }
+  }
 }
 
 const UNREACHABLE = new Set([

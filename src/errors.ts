@@ -14,6 +14,12 @@ export type TunnelErrorCode =
   | 'ERR_TOO_MANY_CONNECTIONS'
   | 'ERR_SHUTTING_DOWN'
   | 'ERR_BAD_HANDSHAKE'
+  | 'ERR_TOKEN_INVALID'
+  | 'ERR_ORIGIN_DENIED'
+  | 'ERR_TARGET_DENIED'
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_TOKEN_LIMIT'
+  | 'ERR_RESOLVER_UNAVAILABLE'
 
 export type GangwayErrorCode = TunnelErrorCode | 'ERR_CONFIG' | 'ERR_LISTEN'
 
@@ -63,6 +69,12 @@ export const REFUSALS: Record<TunnelErrorCode, { status: number; closeCode: numb
   ERR_TOO_MANY_CONNECTIONS: { status: 503, closeCode: CloseCode.TOO_MANY_CONNECTIONS },
   ERR_SHUTTING_DOWN: { status: 503, closeCode: CloseCode.GOING_AWAY },
   ERR_BAD_HANDSHAKE: { status: 400, closeCode: CloseCode.PROTOCOL_ERROR },
+  ERR_TOKEN_INVALID: { status: 401, closeCode: CloseCode.UNAUTHORIZED },
+  ERR_ORIGIN_DENIED: { status: 403, closeCode: CloseCode.FORBIDDEN },
+  ERR_TARGET_DENIED: { status: 403, closeCode: CloseCode.FORBIDDEN },
+  ERR_RATE_LIMITED: { status: 429, closeCode: CloseCode.RATE_LIMITED },
+  ERR_TOKEN_LIMIT: { status: 429, closeCode: CloseCode.RATE_LIMITED },
+  ERR_RESOLVER_UNAVAILABLE: { status: 503, closeCode: CloseCode.SERVICE_UNAVAILABLE },
 }
 
 export function tunnelError(code: TunnelErrorCode, message: string, cause?: unknown): TunnelError {

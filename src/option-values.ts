@@ -9,7 +9,7 @@ import { ConfigError } from './errors.js'
 import type { OptionKind } from './config.js'
 
 /** A parsed option value, as it lands in `Config`. */
-export type OptionValue = number | string | boolean | undefined
+export type OptionValue = number | string | boolean | readonly string[] | undefined
 
 /** Longest duration a Node timer can hold (2^31-1 ms, about 24.8 days); longer ones fire after 1 ms. */
 export const MAX_SECONDS = Math.floor((2 ** 31 - 1) / 1000)
@@ -55,6 +55,8 @@ export function parseOptionValue(kind: OptionKind, value: unknown, cwd?: string)
       return parseString(value)
     case 'path':
       return resolvePath(cwd ?? process.cwd(), parseString(value, 'a path (a non-empty string)'))
+    case 'list':
+      return parseList(value)
   }
 }
 
@@ -115,6 +117,13 @@ export function parseBoolean(value: unknown): boolean {
 export function parseChoice(choices: readonly string[], value: unknown): string {
   if (typeof value === 'string' && choices.includes(value)) return value
   return invalid(`one of ${choices.join(', ')}`, value)
+}
+
+/** A repeatable value: one string (a flag given once) or a list of strings (repeated flag, file array). */
+export function parseList(value: unknown): readonly string[] {
+  const items = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(items)) return invalid('a string or a list of strings', value)
+  return Object.freeze(items.map((item: unknown) => parseString(item)))
 }
 
 function parseString(value: unknown, expected = 'a non-empty string'): string {

@@ -8,6 +8,12 @@
 export const SUBPROTOCOL_BINARY = 'binary'
 
 /**
+ * A `Sec-WebSocket-Protocol` entry `gangway.bearer.<base64url of the token, no padding>` carries a token
+ * from a browser (the one header `new WebSocket()` can set). The daemon never selects or echoes it.
+ */
+export const SUBPROTOCOL_BEARER_PREFIX = 'gangway.bearer.'
+
+/**
  * Close codes the daemon sends. RFC 6455 codes (1000-1011) keep their standard meaning; 4xxx codes are
  * Gangway's own and mirror the HTTP status they replace when `--refuse-with http` is used (4502 ~ 502).
  */
@@ -28,16 +34,24 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** The target reset the connection or failed mid-stream. */
   INTERNAL_ERROR: 1011,
+  /** Missing, invalid, expired or unknown token (one answer for all). */
+  UNAUTHORIZED: 4401,
+  /** The Origin or the target is forbidden by policy. */
+  FORBIDDEN: 4403,
   /** No payload moved in either direction for `--idle-timeout` seconds. */
   IDLE_TIMEOUT: 4408,
   /** An operator closed the tunnel (admin API or status page). */
   CLOSED_BY_OPERATOR: 4410,
   /** `--max-connections` tunnels are already open. */
   TOO_MANY_CONNECTIONS: 4429,
+  /** Too many tunnels for this token, or too many failed attempts from this client address. */
+  RATE_LIMITED: 4429,
   /** The target refused the TCP connection (nothing listens there). */
   TARGET_REFUSED: 4502,
   /** The target is unreachable: DNS failure, no route, missing unix socket. */
   TARGET_UNREACHABLE: 4503,
+  /** The token store (Redis, the token API, a JWKS URL) did not answer. */
+  SERVICE_UNAVAILABLE: 4503,
   /** The TCP connect did not complete within `--connect-timeout`. */
   TARGET_TIMEOUT: 4504,
 } as const

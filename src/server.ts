@@ -9,6 +9,7 @@ import net from 'node:net'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
+import type { Access, Admission } from './auth/access.js'
 import type { Config, ListenAddress } from './config.js'
 import { bridge, CLOSE_TIMEOUT_MS, type Tunnel, type TunnelResult } from './bridge.js'
 import { describeTarget } from './dial.js'
@@ -33,6 +34,8 @@ import { prepareRecordingDir, startRecording, type Recorder } from './record.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
+  /** Tokens, routes and target policy (`createAccessFromConfig`); without it every tunnel dials TARGET. */
+  access?: Access
   /** Where tunnel counts, bytes, refusals and dial times are recorded (see `createMetrics`). */
   metrics?: Omit<TunnelMetrics, 'registry'>
   /** With several workers: this worker's index and the worker count, so tunnel ids never collide. */
@@ -45,6 +48,8 @@ export interface TunnelInfo {
   client: string
   target: string
   route: string
+  /** Fingerprint of the token that admitted it (first 8 hex of its SHA-256), if a token did. */
+  token: string | undefined
   /** When the tunnel opened (ms since the epoch). */
   openedAt: number
   bytesUp: number
@@ -102,7 +107,6 @@ export function createTunnelServer(
   const idOffset = options.idSpace?.index ?? 0
   const tls = tlsSettings(config)
   let stopWatchingTls: (() => void) | undefined
-  const targetText = describeTarget(config.target)
   const tunnels = new Map<number, Tunnel>()
   const details = new Map<number, Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>>()
   const closedTotals = new Map<string, RouteTotals>()
@@ -150,6 +154,7 @@ export function createTunnelServer(
       config,
       wss,
       logger,
+      access: options.access,
       nextId: () => ++lastId * idStride + idOffset,
       isDraining: () => draining,
       load: () => tunnels.size + dialing,
@@ -157,6 +162,7 @@ export function createTunnelServer(
       dialFinished,
       refused: (code) => metrics.refused(code),
       clientOf: (req) => formatEndpoint(clientOf(req)),
+      clientIpOf: (req) => clientOf(req).address,
       targetPreamble,
       startTunnel,
     }),
@@ -177,7 +183,7 @@ export function createTunnelServer(
     notifyIfIdle()
   }
 
-  function recordingFor(id: number, client: string): Recorder | undefined {
+  function recordingFor(id: number, client: string, targetText: string): Recorder | undefined {
     if (config.recordDir === undefined) return undefined
     return startRecording(config.recordDir, { conn: id, client, target: targetText }, (err) =>
       logger.error('recording failed; the tunnel goes on unrecorded', {
@@ -225,7 +231,8 @@ export function createTunnelServer(
   }
 
   function* liveBytes(): Iterable<{ route: string; up: number; down: number }> {
-    for (const tunnel of tunnels.values()) yield { route: ROUTE, ...tunnel.bytes() }
+    for (const [id, tunnel] of tunnels)
+      yield { route: details.get(id)?.route ?? ROUTE, ...tunnel.bytes() }
   }
 
   function startTunnel(
@@ -234,22 +241,35 @@ export function createTunnelServer(
     wsSocket: Duplex,
     tcp: net.Socket,
     client: string,
+    admission: Admission,
   ): void {
-    const recorder = recordingFor(id, client)
+    const route = admission.options
+    const routeName = admission.label ?? ROUTE
+    const targetText = describeTarget(admission.target)
+    const recorder = recordingFor(id, client, targetText)
     const tunnel = bridge(ws, wsSocket, tcp, {
       id,
-      highWaterMarkBytes: config.highWaterMarkBytes,
-      textPolicy: config.textPolicy,
-      idleTimeoutMs: config.idleTimeoutMs,
+      highWaterMarkBytes: route.highWaterMarkBytes ?? config.highWaterMarkBytes,
+      textPolicy: route.textPolicy ?? config.textPolicy,
+      idleTimeoutMs: route.idleTimeoutMs ?? config.idleTimeoutMs,
       recorder,
     })
     tunnels.set(id, tunnel)
-    details.set(id, { id, client, target: targetText, route: ROUTE, openedAt: Date.now() })
-    metrics.opened(ROUTE)
+    details.set(id, {
+      id,
+      client,
+      target: targetText,
+      route: routeName,
+      token: admission.fingerprint,
+      openedAt: Date.now(),
+    })
+    metrics.opened(routeName)
     logger.info('tunnel open', {
       conn: id,
       client,
       target: targetText,
+      route: admission.label,
+      token: admission.fingerprint,
       subprotocol: ws.protocol || undefined,
     })
     if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
@@ -257,16 +277,18 @@ export function createTunnelServer(
       tunnels.delete(id)
       details.delete(id)
       recorder?.end(result)
-      metrics.closed(ROUTE, result)
-      const sum = closedTotals.get(ROUTE) ?? { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 }
+      admission.release()
+      metrics.closed(routeName, result)
+      const sum = closedTotals.get(routeName) ?? { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 }
       sum.closed++
       sum.bytesUp += result.bytesUp
       sum.bytesDown += result.bytesDown
-      closedTotals.set(ROUTE, sum)
+      closedTotals.set(routeName, sum)
       logger.info('tunnel closed', {
         conn: id,
         client,
         target: targetText,
+        route: admission.label,
         up: result.bytesUp,
         down: result.bytesDown,
         ms: result.durationMs,
@@ -460,7 +482,7 @@ export function createTunnelServer(
   return { listen, address, url, close, stats, reloadCertificates, list, totals, closeTunnel }
 }
 
-/** The metrics route label while there is a single target (per-route labels come with routes). */
+/** The route label of tunnels that no named route or resolver admitted (the fixed TARGET). */
 const ROUTE = 'default'
 
 function tlsSettings(config: Config): TlsSettings | undefined {

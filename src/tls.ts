@@ -21,10 +21,9 @@ export interface TlsSettings {
 
 /** Reads and validates the files; throws a `ConfigError` naming the file and the problem. */
 export async function loadTlsOptions(settings: TlsSettings): Promise<SecureContextOptions> {
-  const [cert, key] = await Promise.all([
-    readPem(settings.certFile, 'certificate'),
-    readPem(settings.keyFile, 'key'),
-  ])
+  // One after the other, so that with both missing the error names the certificate, deterministically.
+  const cert = await readPem(settings.certFile, 'certificate')
+  const key = await readPem(settings.keyFile, 'key')
   const options: SecureContextOptions = {
     cert,
     key,

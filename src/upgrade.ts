@@ -2,15 +2,19 @@
  * @module upgrade
  * The 'upgrade' listener: validate the handshake, apply connection limits, **dial the target before
  * accepting**, then complete the upgrade and hand both sockets to the bridge, so that `open` in the
- * browser means "TCP connected". A failed dial is reported as a documented close code (or an HTTP status
- * with `--refuse-with http`). Knows nothing of bytes after the upgrade.
+ * browser means "TCP connected". With an access gate, the token is resolved and the target checked first
+ * (`auth/access.ts`). A refusal or a failed dial is reported as a documented close code (or an HTTP status
+ * with `--refuse-with http`), and logged once, with the token's fingerprint, never the token. Knows nothing
+ * of bytes after the upgrade.
  */
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket, WebSocketServer } from 'ws'
-import type { Config } from './config.js'
+import type { Admission, Access, Refusal } from './auth/access.js'
+import { redactUrl } from './auth/token.js'
+import type { Config, Target } from './config.js'
 import { dial, describeTarget } from './dial.js'
 import { TunnelError, tunnelError } from './errors.js'
 import { writeHttpStatus } from './http.js'
@@ -23,6 +27,8 @@ export interface UpgradeContext {
   readonly config: Config
   readonly wss: WebSocketServer
   readonly logger: Logger
+  /** The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. */
+  readonly access?: Access | undefined
   nextId(): number
   isDraining(): boolean
   /** Tunnels open plus dials in progress. */
@@ -34,10 +40,19 @@ export interface UpgradeContext {
   refused(closeCode: number): void
   /** The real client of a request, as `ip:port` (see client-address.ts). */
   clientOf(req: IncomingMessage): string
+  /** The real client's IP address: the key failed attempts are counted under. */
+  clientIpOf(req: IncomingMessage): string
   /** Bytes to send the target before any relayed byte (a PROXY protocol header), if any. */
   targetPreamble(req: IncomingMessage): Buffer | undefined
-  /** Takes over a connected pair. */
-  startTunnel(id: number, ws: WebSocket, wsSocket: Duplex, tcp: Socket, client: string): void
+  /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
+  startTunnel(
+    id: number,
+    ws: WebSocket,
+    wsSocket: Duplex,
+    tcp: Socket,
+    client: string,
+    admission: Admission,
+  ): void
 }
 
 /** Short, client-safe reasons (internal addresses stay in the log). */
@@ -47,6 +62,12 @@ const CLIENT_REASONS: Record<string, string> = {
   ERR_TARGET_TIMEOUT: 'target connect timed out',
   ERR_TOO_MANY_CONNECTIONS: 'too many connections',
   ERR_SHUTTING_DOWN: 'server shutting down',
+  ERR_TOKEN_INVALID: 'unauthorized',
+  ERR_ORIGIN_DENIED: 'forbidden',
+  ERR_TARGET_DENIED: 'forbidden',
+  ERR_RATE_LIMITED: 'too many attempts',
+  ERR_TOKEN_LIMIT: 'too many connections for this token',
+  ERR_RESOLVER_UNAVAILABLE: 'service unavailable',
 }
 
 /** Bytes a client may send before the 101 (it should send none) before it is dropped. */
@@ -55,15 +76,18 @@ const MAX_EARLY_BYTES = 64 * 1024
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/
 
 export function createUpgradeListener(ctx: UpgradeContext) {
-  const { config, logger } = ctx
-  const target = config.target
-  const targetText = describeTarget(target)
+  const { config, logger, access } = ctx
+  const fixedTarget = config.target
 
   return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
     let head = firstBytes
     socket.on('error', socketOnEarlyError)
     const id = ctx.nextId()
     const client = ctx.clientOf(req)
+    // Declared before any refusal below can use them.
+    let admission: Admission | undefined
+    let refusalFields: Record<string, unknown> = {}
+    let targetText = fixedTarget === undefined ? undefined : describeTarget(fixedTarget)
 
     const invalid = handshakeProblem(req, config.compress)
     if (invalid !== undefined) {
@@ -92,12 +116,38 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     socket.once('end', socketOnCloseWhileDialing)
     socket.once('close', socketOnCloseWhileDialing)
     ctx.dialStarted()
-    const dialStartedAt = performance.now()
-    logger.debug('dialling', { conn: id, client, target: targetText })
-    dial(target, { timeoutMs: config.connectTimeoutMs, signal: abort.signal }).then(
-      dialOnSuccess,
-      dialOnFailure,
-    )
+    let dialStartedAt = performance.now()
+    admit().then(admitOnDone, dialOnFailure)
+
+    function admit(): Promise<Admission | Refusal> {
+      if (access === undefined) return Promise.resolve(openAdmission(fixedTarget))
+      return access.admit(req, ctx.clientIpOf(req))
+    }
+
+    function admitOnDone(answer: Admission | Refusal): void {
+      if (!answer.ok) {
+        refusalFields = {
+          token: answer.fingerprint,
+          carrier: answer.carrier,
+          path: redactUrl(req.url),
+        }
+        dialOnFailure(answer.error)
+        return
+      }
+      admission = answer
+      targetText = describeTarget(answer.target)
+      if (abort.signal.aborted) {
+        dialOnFailure(abort.signal.reason)
+        return
+      }
+      logger.debug('dialling', { conn: id, client, target: targetText, route: answer.label })
+      dialStartedAt = performance.now()
+      dial(answer.target, {
+        timeoutMs: answer.options.connectTimeoutMs ?? config.connectTimeoutMs,
+        signal: abort.signal,
+        addresses: answer.addresses,
+      }).then(dialOnSuccess, dialOnFailure)
+    }
 
     function socketOnCloseWhileDialing(): void {
       abort.abort(new Error('client went away while dialling'))
@@ -120,12 +170,15 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     function dialOnSuccess(tcp: Socket): void {
       ctx.dialFinished(performance.now() - dialStartedAt, true)
       stopWatchingClient()
+      const admitted = admission as Admission
       if (socket.destroyed) {
         tcp.destroy()
+        admitted.release()
         return
       }
       if (ctx.isDraining()) {
         tcp.destroy()
+        admitted.release()
         refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
         return
       }
@@ -137,10 +190,11 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       ctx.wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
         socket.off('close', socketOnCloseBeforeUpgrade)
         socket.off('error', socketOnEarlyError)
-        ctx.startTunnel(id, ws, socket, tcp, client)
+        ctx.startTunnel(id, ws, socket, tcp, client, admitted)
       })
       function socketOnCloseBeforeUpgrade(): void {
         tcp.destroy()
+        admitted.release()
         logger.info('handshake rejected', { conn: id, client })
       }
     }
@@ -148,6 +202,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     function dialOnFailure(err: unknown): void {
       ctx.dialFinished(performance.now() - dialStartedAt, false)
       stopWatchingClient()
+      admission?.release()
       if (abort.signal.aborted) {
         logger.info('client left before the target answered', {
           conn: id,
@@ -168,6 +223,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         conn: id,
         client,
         target: targetText,
+        ...refusalFields,
         [http ? 'status' : 'code']: http ? err.status : err.closeCode,
         reason: err.message,
       })
@@ -177,7 +233,9 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       }
       if (socket.destroyed) return
       if (http) {
-        writeHttpStatus(socket, err.status, reason)
+        // RFC 9110 11.6.1: a 401 names the scheme that would work.
+        const extra = err.status === 401 ? ['WWW-Authenticate: Bearer'] : []
+        writeHttpStatus(socket, err.status, reason, extra)
         return
       }
       ctx.wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
@@ -218,4 +276,19 @@ function handshakeProblem(
     : undefined
   if (extensions !== undefined) return { status: 400, message: extensions }
   return undefined
+}
+
+/** The admission of a daemon without an access gate: its one fixed target, no per-route options. */
+function openAdmission(target: Target | undefined): Admission {
+  if (target === undefined) throw new Error('no TARGET and no access gate')
+  return {
+    ok: true,
+    target,
+    addresses: undefined,
+    options: {},
+    label: undefined,
+    fingerprint: undefined,
+    carrier: undefined,
+    release: () => undefined,
+  }
 }

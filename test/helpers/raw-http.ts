@@ -16,7 +16,7 @@ export async function rawRequest(port: number, request: string | Buffer): Promis
   return Buffer.concat(chunks).toString('latin1')
 }
 
-export function upgradeRequest(headers: Record<string, string> = {}): string {
+export function upgradeRequest(headers: Record<string, string> = {}, path = '/'): string {
   const all: Record<string, string> = {
     Host: 'localhost',
     Upgrade: 'websocket',
@@ -28,7 +28,7 @@ export function upgradeRequest(headers: Record<string, string> = {}): string {
   const lines = Object.entries(all)
     .filter(([, v]) => v !== '')
     .map(([k, v]) => `${k}: ${v}`)
-  return `GET / HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`
+  return `GET ${path} HTTP/1.1\r\n${lines.join('\r\n')}\r\n\r\n`
 }
 
 /**

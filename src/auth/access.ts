@@ -1,0 +1,237 @@
+/**
+ * @module auth/access
+ * The access gate, run for every upgrade before anything is dialled: rate limit by client address →
+ * Origin → token (carriers in precedence order) → resolver → target policy → per-token connection limit.
+ * It answers with an `Admission` (where to dial, which addresses, per-route options) or a `Refusal`
+ * carrying the `TunnelError` (4401/4403/4429/4503) and the token's fingerprint for the one log line.
+ * Never logs a token, never dials.
+ */
+import type { LookupAddress } from 'node:dns'
+import type { IncomingMessage } from 'node:http'
+import { parseTarget } from '../address.js'
+import type { Target } from '../config.js'
+import { ConfigError, TunnelError, tunnelError } from '../errors.js'
+import { fingerprint } from '../log.js'
+import type { Resolution, RouteOptions, TargetResolver } from '../targets/index.js'
+import type { TargetPolicy } from '../targets/policy.js'
+import { createConnectionCounter, createFailureLimiter } from './limits.js'
+import type { OriginMatcher } from './origin.js'
+import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './token.js'
+
+/** Failed attempts are counted over this window. */
+export const FAILURE_WINDOW_MS = 60_000
+
+export interface AccessOptions {
+  /** Token → target. Undefined when the daemon runs without tokens. */
+  readonly resolver: TargetResolver | undefined
+  /** The positional TARGET; used when no resolver is configured (no auth, one target). */
+  readonly fixedTarget: Target | undefined
+  /** Applies to every target that is not the operator's own; undefined refuses such targets. */
+  readonly policy: TargetPolicy | undefined
+  readonly origins: OriginMatcher
+  readonly sources: TokenSources
+  /** Accept `?address=host:port` / `?target=` (needs a policy). */
+  readonly clientTargets: boolean
+  /** Failed attempts per client address per minute before 4429; 0 = no limit. */
+  readonly maxAuthFailures: number
+  readonly connectTimeoutMs: number
+  /** Injectable clock for the failure window. */
+  readonly now?: () => number
+}
+
+export interface Admission {
+  readonly ok: true
+  readonly target: Target
+  /** Addresses the policy checked; the dial must use exactly these (no second DNS lookup). */
+  readonly addresses: readonly LookupAddress[] | undefined
+  readonly options: RouteOptions
+  /** Route or resolver name for the logs. */
+  readonly label: string | undefined
+  readonly fingerprint: string | undefined
+  readonly carrier: TokenCarrier | undefined
+  /** Gives back the per-token connection slot; call once when the tunnel (or the dial) ends. */
+  release(): void
+}
+
+export interface Refusal {
+  readonly ok: false
+  readonly error: TunnelError
+  readonly fingerprint: string | undefined
+  readonly carrier: TokenCarrier | undefined
+}
+
+export interface Access {
+  admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal>
+  reload(): Promise<void>
+  close(): Promise<void>
+}
+
+/** One answer for missing, malformed, unknown, expired or replayed tokens: do not reveal which. */
+const INVALID_TOKEN = 'missing or invalid token'
+
+/** @throws {ConfigError} for combinations that cannot work (client targets without a policy, …). */
+export function createAccess(options: AccessOptions): Access {
+  if (
+    options.resolver === undefined &&
+    options.fixedTarget === undefined &&
+    !options.clientTargets
+  ) {
+    throw new ConfigError('nothing to dial: give a TARGET, a token source or routes')
+  }
+  if (options.resolver !== undefined && options.fixedTarget !== undefined) {
+    throw new ConfigError(
+      'a TARGET cannot be combined with tokens: to require a token for one target, make it a route with "tokens"',
+    )
+  }
+  if (options.clientTargets && options.policy === undefined) {
+    throw new ConfigError('clientTargets needs a target policy (at least one --allow rule)')
+  }
+  const failures = createFailureLimiter(
+    options.maxAuthFailures,
+    FAILURE_WINDOW_MS,
+    options.now ?? Date.now,
+  )
+  const counter = createConnectionCounter()
+
+  async function admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal> {
+    let print: string | undefined
+    let carrier: TokenCarrier | undefined
+    const refuse = (error: TunnelError): Refusal => ({
+      ok: false,
+      error,
+      fingerprint: print,
+      carrier,
+    })
+    const denyToken = (why: string): Refusal => {
+      failures.fail(clientIp)
+      return refuse(tunnelError('ERR_TOKEN_INVALID', `${INVALID_TOKEN}: ${why}`))
+    }
+
+    if (failures.isBlocked(clientIp)) {
+      return refuse(tunnelError('ERR_RATE_LIMITED', `too many failed attempts from ${clientIp}`))
+    }
+    const origin = req.headers.origin
+    if (!options.origins.open && !options.origins.allows(origin)) {
+      return refuse(
+        tunnelError('ERR_ORIGIN_DENIED', `origin ${JSON.stringify(origin ?? null)} not allowed`),
+      )
+    }
+
+    const named = clientNamedTarget(req)
+    let resolution: Resolution | null = null
+    if (options.resolver !== undefined) {
+      const found = extractToken(req, options.sources)
+      carrier = found?.carrier
+      if (found === undefined) return denyToken('no token')
+      if (found.token === undefined) return denyToken(`malformed token in ${found.carrier}`)
+      print = fingerprint(found.token)
+      // A cookie rides along with any page's request: without an Origin check, any site could open
+      // tunnels with the visitor's cookie (cross-site WebSocket hijacking).
+      if (found.carrier === 'cookie' && (options.origins.open || !options.origins.allows(origin))) {
+        return refuse(
+          tunnelError(
+            'ERR_ORIGIN_DENIED',
+            options.origins.open
+              ? 'token cookie refused: cookie tokens need allowedOrigins'
+              : `origin ${JSON.stringify(origin ?? null)} not allowed for a cookie token`,
+          ),
+        )
+      }
+      try {
+        resolution = await options.resolver.resolve(found.token, req)
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err)
+        return refuse(
+          tunnelError('ERR_RESOLVER_UNAVAILABLE', `${options.resolver.name}: ${why}`, err),
+        )
+      }
+      if (resolution === null) return denyToken(`unknown to ${options.resolver.name}`)
+    }
+
+    let target: Target
+    let trusted: boolean
+    if (named !== undefined && options.clientTargets) {
+      let parsed: Target
+      try {
+        parsed = parseTarget(named)
+      } catch {
+        return refuse(tunnelError('ERR_TARGET_DENIED', `client-named target is not an address`))
+      }
+      target = parsed
+      trusted = false
+    } else if (named !== undefined && resolution === null && options.fixedTarget === undefined) {
+      return refuse(
+        tunnelError('ERR_TARGET_DENIED', 'client-named targets are off (clientTargets)'),
+      )
+    } else if (resolution !== null) {
+      target = resolution.target
+      trusted = resolution.trusted
+    } else if (options.fixedTarget !== undefined) {
+      target = options.fixedTarget
+      trusted = true
+    } else {
+      return denyToken('no token')
+    }
+
+    let addresses: readonly LookupAddress[] | undefined
+    if (!trusted) {
+      if (options.policy === undefined) {
+        return refuse(
+          tunnelError('ERR_TARGET_DENIED', 'no target policy: only configured targets are allowed'),
+        )
+      }
+      try {
+        const checked = await options.policy.check(target, {
+          timeoutMs: resolution?.options?.connectTimeoutMs ?? options.connectTimeoutMs,
+        })
+        target = checked.target
+        addresses = checked.addresses
+      } catch (err) {
+        if (err instanceof TunnelError) return refuse(err)
+        throw err
+      }
+    }
+
+    const routeOptions = resolution?.options ?? {}
+    const limitKey = resolution?.limitKey ?? (print === undefined ? undefined : `token:${print}`)
+    let release = noop
+    if (limitKey !== undefined && routeOptions.maxConnections !== undefined) {
+      const slot = counter.acquire(limitKey, routeOptions.maxConnections)
+      if (slot === undefined) {
+        return refuse(
+          tunnelError(
+            'ERR_TOKEN_LIMIT',
+            `${routeOptions.maxConnections} tunnels already open for this token`,
+          ),
+        )
+      }
+      release = slot
+    }
+    return {
+      ok: true,
+      target,
+      addresses,
+      options: routeOptions,
+      label: resolution?.label,
+      fingerprint: print,
+      carrier,
+      release,
+    }
+  }
+
+  return {
+    admit,
+    async reload() {
+      await options.resolver?.reload?.()
+    },
+    async close() {
+      await options.resolver?.close?.()
+    },
+  }
+}
+
+function clientNamedTarget(req: IncomingMessage): string | undefined {
+  return queryParameter(req.url, 'address') ?? queryParameter(req.url, 'target')
+}
+
+function noop(): void {}

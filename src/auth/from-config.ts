@@ -1,0 +1,54 @@
+/**
+ * @module auth/from-config
+ * Builds the access gate a `Config` describes: the resolvers (routes, token files, token directory, …)
+ * chained in a fixed order, the origin list and the token carriers. Token files are read and validated here,
+ * so a bad one stops the daemon before it listens.
+ */
+import type { Config } from '../config.js'
+import { silentLogger, type Logger } from '../log.js'
+import { chainResolvers, type TargetResolver } from '../targets/index.js'
+import { staticRoutes, type Routes } from '../targets/routes.js'
+import { tokenDir } from '../targets/token-dir.js'
+import { tokenFile } from '../targets/token-file.js'
+import { createAccess, type Access } from './access.js'
+import { allowOrigins } from './origin.js'
+
+export interface AccessFromConfigOptions {
+  logger?: Logger
+}
+
+/**
+ * The access gate for `config`, or undefined when the daemon runs open (one TARGET, no origin list).
+ * Resolvers are asked in this order: routes, token file, token directory.
+ * @throws {ConfigError} for a bad token file (file name and line), origin or combination.
+ */
+export async function createAccessFromConfig(
+  config: Config,
+  options: AccessFromConfigOptions = {},
+): Promise<Access | undefined> {
+  const logger = options.logger ?? silentLogger
+  const resolvers: TargetResolver[] = []
+  const routes: Routes = config.routes ?? new Map()
+  if ([...routes.values()].some((r) => r.tokens.length > 0)) resolvers.push(staticRoutes(routes))
+  try {
+    if (config.tokenFile !== undefined) {
+      resolvers.push(await tokenFile({ path: config.tokenFile, watch: true, logger }))
+    }
+    if (config.tokenDir !== undefined) resolvers.push(await tokenDir({ path: config.tokenDir }))
+    const origins = allowOrigins(config.allowedOrigins ?? [])
+    if (resolvers.length === 0 && origins.open && config.target !== undefined) return undefined
+    return createAccess({
+      resolver: resolvers.length === 0 ? undefined : chainResolvers(resolvers),
+      fixedTarget: config.target,
+      policy: undefined,
+      origins,
+      sources: { cookieName: config.tokenCookie, hostToken: config.hostToken },
+      clientTargets: false,
+      maxAuthFailures: config.maxAuthFailures,
+      connectTimeoutMs: config.connectTimeoutMs,
+    })
+  } catch (err) {
+    await Promise.all(resolvers.map((r) => r.close?.() ?? Promise.resolve()))
+    throw err
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * @module targets
+ * The one small interface every token backend implements: a token (and the request it came with) in, a
+ * `Resolution` (where to dial, with per-route options) or `null` ("no such token") out. A resolver throws
+ * only when its backing store fails; the daemon then refuses with 4503, never with 4401. Resolvers know
+ * nothing of WebSockets, carriers or policy.
+ */
+import type { IncomingMessage } from 'node:http'
+import type { Target, TextPolicy } from '../config.js'
+
+export type { Target }
+
+/** Per-route (or per-token) options; each one overrides the daemon-wide default of the same name. */
+export interface RouteOptions {
+  readonly connectTimeoutMs?: number
+  readonly idleTimeoutMs?: number
+  readonly highWaterMarkBytes?: number
+  readonly textPolicy?: TextPolicy
+  /** Tunnels open at once for this token (or route); more are refused with 4429. */
+  readonly maxConnections?: number
+}
+
+/** What a token resolves to. */
+export interface Resolution {
+  readonly target: Target
+  readonly options?: RouteOptions
+  /**
+   * True when the target comes from the operator's own configuration (static routes, token files): the
+   * target policy is not applied. Everything else (token directories written by an application, JWT
+   * claims, Redis, an HTTP API, client-named targets) is checked against the policy.
+   */
+  readonly trusted: boolean
+  /** A name for the logs (a route name, the resolver's name); never the token. */
+  readonly label?: string
+  /** Tunnels with the same key share `maxConnections` (default: the token's fingerprint). */
+  readonly limitKey?: string
+}
+
+export interface TargetResolver {
+  /** Short name for logs and errors (`routes`, `token-file`, `jwt`, …). */
+  readonly name: string
+  /**
+   * `null` means "no such token" (the client gets 4401). Throw only when the backing store itself fails
+   * (the client gets 4503).
+   */
+  resolve(token: string, req: IncomingMessage): Promise<Resolution | null>
+  /** Re-reads the backing files (SIGHUP); a failed reload keeps the previous state and throws. */
+  reload?(): Promise<void>
+  /** Stops watchers and closes connections. */
+  close?(): Promise<void>
+}
+
+/**
+ * Asks each resolver in turn; the first resolution wins. When none knows the token but one of them
+ * failed, the failure is rethrown: an outage must not look like an unknown token.
+ */
+export function chainResolvers(resolvers: readonly TargetResolver[]): TargetResolver {
+  if (resolvers.length === 1 && resolvers[0]) return resolvers[0]
+  return {
+    name: resolvers.map((r) => r.name).join('+'),
+    async resolve(token, req) {
+      let failure: unknown
+      let failed = false
+      for (const resolver of resolvers) {
+        try {
+          const found = await resolver.resolve(token, req)
+          if (found !== null) return found
+        } catch (err) {
+          failure ??= err
+          failed = true
+        }
+      }
+      if (failed) throw failure
+      return null
+    },
+    async reload() {
+      for (const resolver of resolvers) await resolver.reload?.()
+    },
+    async close() {
+      await Promise.all(resolvers.map((r) => r.close?.() ?? Promise.resolve()))
+    },
+  }
+}

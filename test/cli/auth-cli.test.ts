@@ -1,0 +1,40 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createDisposer } from '../helpers/disposer.js'
+import { runGangway } from './gangway-process.js'
+
+const disposer = createDisposer()
+afterEach(() => disposer.run())
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'gangway-auth-cli-'))
+  disposer.add(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+describe('gangway with tokens', () => {
+  it('exits 2 with one line naming the file and line of a bad token file', async () => {
+    const dir = await tempDir()
+    const file = join(dir, 'tokens')
+    await writeFile(file, 'ok: 127.0.0.1:5900\n\nbad:127.0.0.1:5900\n')
+    const { code, stderr } = await runGangway(disposer, ['--token-file', file, '127.0.0.1:0'])
+    expect(code).toBe(2)
+    expect(stderr).toEqual([expect.stringContaining(`gangway: token file ${file}:3: expected`)])
+  })
+
+  it('exits 2 when a TARGET is combined with tokens, and says what to do instead', async () => {
+    const dir = await tempDir()
+    const file = join(dir, 'tokens')
+    await writeFile(file, 'ok: 127.0.0.1:5900\n')
+    const { code, stderr } = await runGangway(disposer, [
+      '--token-file',
+      file,
+      '127.0.0.1:0',
+      '127.0.0.1:5900',
+    ])
+    expect(code).toBe(2)
+    expect(stderr).toEqual([expect.stringMatching(/TARGET cannot be combined with tokens.*route/)])
+  })
+})
