@@ -2,14 +2,17 @@
  * @module bridge
  * One WebSocket ⇄ one TCP (or unix) socket: byte-exact relay, backpressure both ways, liveness, and the
  * tunnel's single teardown path. Knows nothing of tokens, HTTP or logging: it reports one `TunnelResult`
- * when both sockets are closed and every timer is cleared.
+ * when both sockets are closed and every timer is cleared. With the `gangway.v1` subprotocol it also speaks
+ * the control channel (open, eof both ways, credit; docs/protocol.md) through separate listeners, so the
+ * raw-mode per-chunk path is untouched.
  */
 import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket, RawData } from 'ws'
 import type { TextPolicy } from './config.js'
-import { CloseCode } from './protocol.js'
+import { CloseCode, INITIAL_CREDIT, SUBPROTOCOL_V1 } from './protocol.js'
+import { decodeClientMessage, encodeOpen, EOF_MESSAGE, type OpenInfo } from './control.js'
 import { timer } from './timer.js'
 import { publishBackpressure } from './events.js'
 
@@ -88,14 +91,26 @@ export function bridge(
   let result: Omit<TunnelResult, 'bytesUp' | 'bytesDown' | 'durationMs'> | undefined
   let resolveClosed: (r: TunnelResult) => void = () => {}
   const closed = new Promise<TunnelResult>((resolve) => (resolveClosed = resolve))
+  // gangway.v1 state: the client's remaining receive window, target bytes beyond it, half-close flags.
+  const v1 = ws.protocol === SUBPROTOCOL_V1
+  let credit = INITIAL_CREDIT
+  let held: Buffer | undefined
+  let creditPaused = false
+  let clientEof = false
+  let targetEof = false
+  let eofSent = false
 
-  ws.on('message', wsOnMessage)
+  if (v1) {
+    tcp.allowHalfOpen = true // a target FIN must not end our side: the client may still be writing
+    ws.send(encodeOpen(openInfo(tcp)))
+  }
+  ws.on('message', v1 ? wsOnMessageV1 : wsOnMessage)
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)
-  tcp.on('data', tcpOnData)
+  tcp.on('data', v1 ? tcpOnDataV1 : tcpOnData)
   tcp.on('drain', tcpOnDrain)
-  tcp.on('end', tcpOnEnd)
+  tcp.on('end', v1 ? tcpOnEndV1 : tcpOnEnd)
   tcp.on('error', tcpOnError)
   tcp.on('close', tcpOnClose)
   idleTimer.start()
@@ -149,8 +164,98 @@ export function bridge(
   function wsOnFlushed(err?: Error): void {
     if (err || !tcpPaused) return
     tcpPaused = false
-    tcp.resume()
+    if (!creditPaused) tcp.resume()
     publishBackpressure(options.id, 'down', false)
+  }
+
+  // --- gangway.v1 control channel ----------------------------------------------------------------
+  function wsOnMessageV1(data: RawData, isBinary: boolean): void {
+    if (finished) return
+    if (isBinary) {
+      if (clientEof) badMessage('data after eof')
+      else wsOnMessage(data, true)
+      return
+    }
+    alive = true
+    let message
+    try {
+      message = decodeClientMessage(data as Buffer)
+    } catch (err) {
+      badMessage((err as Error).message)
+      return
+    }
+    if (message.type === 'credit') grantCredit(message.bytes)
+    else clientSentEof()
+  }
+
+  function grantCredit(bytes: number): void {
+    if (credit + bytes > Number.MAX_SAFE_INTEGER) {
+      badMessage('credit window overflow')
+      return
+    }
+    credit += bytes
+    if (held !== undefined) releaseHeld()
+  }
+
+  function clientSentEof(): void {
+    if (clientEof) {
+      badMessage('eof sent twice')
+      return
+    }
+    clientEof = true
+    tcp.end() // FIN after everything already written; the target may keep sending
+    if (eofSent) finish('server', CloseCode.NORMAL, 'both sides closed') // we send the close frame
+  }
+
+  function tcpOnDataV1(chunk: Buffer): void {
+    if (finished) return
+    if (held === undefined && chunk.length <= credit) {
+      credit -= chunk.length
+      tcpOnData(chunk)
+      return
+    }
+    held = held === undefined ? chunk : Buffer.concat([held, chunk])
+    releaseHeld()
+  }
+
+  /** Sends as much of the held bytes as the window allows; reads the target again once all are sent. */
+  function releaseHeld(): void {
+    const bytes = held as Buffer
+    const n = Math.min(credit, bytes.length)
+    if (n > 0) {
+      credit -= n
+      tcpOnData(bytes.subarray(0, n))
+    }
+    if (n < bytes.length) {
+      held = bytes.subarray(n)
+      if (!creditPaused) {
+        creditPaused = true
+        tcp.pause()
+      }
+      return
+    }
+    held = undefined
+    if (creditPaused) {
+      creditPaused = false
+      if (!tcpPaused) tcp.resume()
+    }
+    if (targetEof && !eofSent) sendEof()
+  }
+
+  function tcpOnEndV1(): void {
+    if (finished) return
+    targetEof = true
+    if (held === undefined) sendEof()
+  }
+
+  function sendEof(): void {
+    eofSent = true
+    ws.send(EOF_MESSAGE)
+    if (clientEof) finish('target', CloseCode.NORMAL, 'both sides closed')
+  }
+
+  function badMessage(reason: string): void {
+    finish('server', CloseCode.BAD_MESSAGE, reason)
   }
 
   // --- liveness ----------------------------------------------------------------------------------
@@ -227,8 +332,9 @@ export function bridge(
     idleTimer.cancel()
     lingerTimer.start()
     // Never leave the target blocked on a full socket: read and drop what it still sends.
-    if (tcpPaused) {
-      tcpPaused = false
+    if (tcpPaused || creditPaused) {
+      tcpPaused = creditPaused = false
+      held = undefined
       tcp.resume()
     }
     // Everything already sent is queued in ws ahead of the close frame, so it reaches the client first.
@@ -268,7 +374,13 @@ export function bridge(
       finish('server', code, reason)
     },
     heldBytes(): number {
-      return ws.bufferedAmount + wsSocket.readableLength + tcp.writableLength + tcp.readableLength
+      const tcpHeld = tcp.writableLength + tcp.readableLength + (held?.length ?? 0)
+      return ws.bufferedAmount + wsSocket.readableLength + tcpHeld
     },
   }
+}
+
+function openInfo(tcp: Socket): OpenInfo {
+  const { remoteAddress, remotePort, localAddress, localPort } = tcp
+  return { remoteAddress, remotePort, localAddress, localPort }
 }

@@ -7,6 +7,18 @@
 /** Subprotocol echoed back when a client offers it (noVNC and websockify clients rely on it). */
 export const SUBPROTOCOL_BINARY = 'binary'
 
+/** The enhanced subprotocol: JSON control messages in text frames (open, eof, credit); docs/protocol.md. */
+export const SUBPROTOCOL_V1 = 'gangway.v1'
+
+/** Prefix of the subprotocol entry that carries a bearer token (base64url, no padding); never selected. */
+export const BEARER_PREFIX = 'gangway.bearer.'
+
+/** Receive window (bytes) a `gangway.v1` client holds before its first `credit` message. */
+export const INITIAL_CREDIT = 262_144
+
+/** Largest control message (UTF-8 bytes) a `gangway.v1` peer accepts. */
+export const MAX_CONTROL_MESSAGE_BYTES = 1024
+
 /**
  * Close codes the daemon sends. RFC 6455 codes (1000-1011) keep their standard meaning; 4xxx codes are
  * Gangway's own and mirror the HTTP status they replace when `--refuse-with http` is used (4502 ~ 502).
@@ -28,6 +40,8 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** The target reset the connection or failed mid-stream. */
   INTERNAL_ERROR: 1011,
+  /** A `gangway.v1` control message was malformed, unknown or out of order (or data followed `eof`). */
+  BAD_MESSAGE: 4400,
   /** No payload moved in either direction for `--idle-timeout` seconds. */
   IDLE_TIMEOUT: 4408,
   /** `--max-connections` tunnels are already open. */
