@@ -12,7 +12,13 @@ import { performance } from 'node:perf_hooks'
 import type { WebSocket, RawData } from 'ws'
 import type { TextPolicy } from './config.js'
 import { CloseCode, INITIAL_CREDIT, SUBPROTOCOL_V1 } from './protocol.js'
-import { decodeClientMessage, encodeOpen, EOF_MESSAGE, type OpenInfo } from './control.js'
+import {
+  decodeClientMessage,
+  encodeCredit,
+  encodeOpen,
+  EOF_MESSAGE,
+  type OpenInfo,
+} from './control.js'
 import { timer } from './timer.js'
 import { publishBackpressure } from './events.js'
 
@@ -94,6 +100,11 @@ export function bridge(
   // gangway.v1 state: the client's remaining receive window, target bytes beyond it, half-close flags.
   const v1 = ws.protocol === SUBPROTOCOL_V1
   let credit = INITIAL_CREDIT
+  // The client's send window: it may send `upGranted` bytes in all; more is granted as the target drains.
+  // In v1 the WebSocket is never paused (that would also stall the client's credit messages).
+  const upWindow = Math.max(options.highWaterMarkBytes, INITIAL_CREDIT)
+  let upGranted = INITIAL_CREDIT
+  let upBlocked = false
   let held: Buffer | undefined
   let creditPaused = false
   let clientEof = false
@@ -103,13 +114,14 @@ export function bridge(
   if (v1) {
     tcp.allowHalfOpen = true // a target FIN must not end our side: the client may still be writing
     ws.send(encodeOpen(openInfo(tcp)))
+    grantUp()
   }
   ws.on('message', v1 ? wsOnMessageV1 : wsOnMessage)
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)
   tcp.on('data', v1 ? tcpOnDataV1 : tcpOnData)
-  tcp.on('drain', tcpOnDrain)
+  tcp.on('drain', v1 ? grantUp : tcpOnDrain)
   tcp.on('end', v1 ? tcpOnEndV1 : tcpOnEnd)
   tcp.on('error', tcpOnError)
   tcp.on('close', tcpOnClose)
@@ -172,8 +184,16 @@ export function bridge(
   function wsOnMessageV1(data: RawData, isBinary: boolean): void {
     if (finished) return
     if (isBinary) {
+      const chunk = data as Buffer
       if (clientEof) badMessage('data after eof')
-      else wsOnMessage(data, true)
+      else if (bytesUp + chunk.length > upGranted) badMessage('data beyond the granted window')
+      else {
+        bytesUp += chunk.length
+        alive = true
+        if (tracksIdle) lastActivity = performance.now()
+        tcp.write(chunk) // bounded by the window, not by pausing
+        grantUp()
+      }
       return
     }
     alive = true
@@ -195,6 +215,26 @@ export function bridge(
     }
     credit += bytes
     if (held !== undefined) releaseHeld()
+  }
+
+  /** Grants the client more send window once the target has taken at least half of it. */
+  function grantUp(): void {
+    if (finished || clientEof) return
+    const more = upWindow - tcp.writableLength - (upGranted - bytesUp)
+    if (more < upWindow / 2) {
+      // The client has used its whole window: it is now held back by the target (observable as 'up').
+      if (bytesUp === upGranted && !upBlocked) {
+        upBlocked = true
+        publishBackpressure(options.id, 'up', true)
+      }
+      return
+    }
+    upGranted += more
+    ws.send(encodeCredit(more))
+    if (upBlocked) {
+      upBlocked = false
+      publishBackpressure(options.id, 'up', false)
+    }
   }
 
   function clientSentEof(): void {

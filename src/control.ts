@@ -14,7 +14,7 @@ export interface OpenInfo {
   readonly localPort?: number
 }
 
-/** A message a client may send: end of its byte stream, or more receive window. */
+/** A message a client may send: end of its byte stream, or more receive window for the daemon. */
 export type ClientMessage = { readonly type: 'eof' } | { readonly type: 'credit'; bytes: number }
 
 /** Why a client message was refused (becomes the close reason). */
@@ -27,6 +27,10 @@ export function encodeOpen(info: OpenInfo): string {
 }
 
 export const EOF_MESSAGE = '{"type":"eof"}'
+
+export function encodeCredit(bytes: number): string {
+  return `{"type":"credit","bytes":${bytes}}`
+}
 
 /** Parses one text frame from a client; throws `ControlMessageError` when it is not a valid message. */
 export function decodeClientMessage(data: Buffer): ClientMessage {

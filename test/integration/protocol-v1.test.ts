@@ -23,11 +23,16 @@ async function openV1(url: string) {
   const waiters: Array<() => void> = []
   const digest = new Digest()
   let received = 0
+  let window = INITIAL_CREDIT // what the daemon lets us send
   ws.on('message', (data: Buffer, isBinary: boolean) => {
     if (isBinary) {
       received += data.length
       digest.update(data)
-    } else control.push(JSON.parse(data.toString()) as Record<string, unknown>)
+    } else {
+      const message = JSON.parse(data.toString()) as Record<string, unknown>
+      if (message.type === 'credit') window += message.bytes as number
+      else control.push(message)
+    }
     for (const wake of waiters.splice(0)) wake()
   })
   await once(ws, 'open')
@@ -40,7 +45,17 @@ async function openV1(url: string) {
     })
   }
   const sendControl = (message: object) => ws.send(JSON.stringify(message))
-  return { ws, control, digest, until, sendControl, received: () => received }
+  /** Sends within the daemon's send window, waiting for its credit. */
+  async function sendData(bytes: Buffer): Promise<void> {
+    for (let at = 0; at < bytes.length;) {
+      await until(() => window > 0)
+      const n = Math.min(window, 64 * 1024, bytes.length - at)
+      ws.send(bytes.subarray(at, at + n))
+      window -= n
+      at += n
+    }
+  }
+  return { ws, control, digest, until, sendControl, sendData, received: () => received }
 }
 
 describe('subprotocol selection', () => {
@@ -83,7 +98,7 @@ describe('gangway.v1', () => {
     await c.until(() => c.control.some((m) => m.type === 'eof'))
     expect(c.received()).toBe(3)
     const payload = randomBytes(2 * MiB)
-    c.ws.send(payload)
+    await c.sendData(payload)
     const wsClosed = closed(c.ws)
     c.sendControl({ type: 'eof' })
     const want = new Digest()
@@ -143,7 +158,7 @@ describe('gangway.v1', () => {
     const c = await openV1(server.url())
     c.sendControl({ type: 'credit', bytes: 64 * MiB })
     const payload = randomBytes(8 * MiB)
-    for (let i = 0; i < payload.length; i += 100_000) c.ws.send(payload.subarray(i, i + 100_000))
+    await c.sendData(payload)
     await c.until(() => c.received() === payload.length)
     const want = new Digest()
     want.update(payload)
@@ -173,6 +188,11 @@ describe('gangway.v1', () => {
       'data after eof',
       (ws) => (ws.send('{"type":"eof"}'), ws.send(Buffer.from('x'))),
       'data after eof',
+    ],
+    [
+      'data beyond the send window',
+      (ws) => ws.send(Buffer.alloc(3 * MiB)),
+      'data beyond the granted window',
     ],
     ['an oversized message', (ws) => ws.send(' '.repeat(2000)), 'control message too long'],
   ]
