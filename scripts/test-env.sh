@@ -231,5 +231,7 @@ ensure_image() {
 
 # The images the tests use (one line each; see ensure_image above).
 ensure_image redis 7 redis-server 'USER redis' 'WORKDIR /var/lib/redis' 'EXPOSE 6379'
+ensure_image postgres 15 postgresql-15 'USER postgres' 'ENV PGDATA=/var/lib/postgresql/data' \
+  'ENV LANG=C.UTF-8' 'EXPOSE 5432' 'STOPSIGNAL SIGINT'
 
 say "ready ($ENGINE)"
