@@ -399,12 +399,13 @@ export class TunnelWebSocket extends EventTarget {
   send(data: string | ArrayBufferLike | ArrayBufferView): void {
     if (this.readyState == 0) throw new DOMException('still connecting', 'InvalidStateError')
     if (this.readyState > 1) return
+    // A copy: callers reuse their buffers as soon as send() returns (noVNC does), as a WebSocket allows.
     const bytes =
       typeof data == 'string'
         ? new TextEncoder().encode(data)
         : ArrayBuffer.isView(data)
-          ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-          : new Uint8Array(data)
+          ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice()
+          : new Uint8Array(data.slice(0))
     this.pending += bytes.byteLength
     this.writer.write(bytes).then(() => (this.pending -= bytes.byteLength), noop)
   }

@@ -5,8 +5,13 @@ import { hashIncoming } from '../helpers/peers.js'
 import { Digest } from '../helpers/data.js'
 import { freePort, startBlackhole, startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
-import { connectVia, readAll, startWsServer } from '../helpers/shim.js'
-import { CLOSE_CODES, TunnelError, type TunnelErrorCode } from '../../web/gangway.js'
+import { connectVia, NodeWebSocket, readAll, startWsServer } from '../helpers/shim.js'
+import {
+  CLOSE_CODES,
+  TunnelError,
+  TunnelWebSocket,
+  type TunnelErrorCode,
+} from '../../web/gangway.js'
 import { CloseCode, SUBPROTOCOL_V1 } from '../../src/protocol.js'
 
 const d = createDisposer()
@@ -138,6 +143,71 @@ describe('connect()', () => {
       `gangway.v1,binary,gangway.bearer.${Buffer.from('tök?2').toString('base64url')}`,
     ])
     for (const ws of wss.clients) ws.terminate()
+  })
+})
+
+interface Closing {
+  code: number
+  wasClean: boolean
+  error?: TunnelError
+}
+
+describe('TunnelWebSocket', () => {
+  it('opens on TCP connect, copies what send() is given (callers reuse buffers), and closes 1000 on EOF', async () => {
+    const target = await startTcpServer((s) => {
+      let got = ''
+      s.on('data', (c: Buffer) => {
+        got += c.toString()
+        if (got.length === 6) s.end(`got ${got}`)
+      })
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const ws = new TunnelWebSocket('', { url: server.url(), WebSocket: NodeWebSocket })
+    d.add(() => ws.close())
+    expect(Object.keys(ws)).toEqual(
+      expect.arrayContaining([
+        'readyState',
+        'binaryType',
+        'protocol',
+        'onopen',
+        'onmessage',
+        'onclose',
+        'onerror',
+      ]),
+    )
+    await new Promise((resolve) => (ws.onopen = resolve))
+    expect([ws.readyState, ws.protocol]).toEqual([1, SUBPROTOCOL_V1])
+    const messages: string[] = []
+    ws.addEventListener('message', (e) =>
+      messages.push(Buffer.from((e as MessageEvent).data as ArrayBuffer).toString()),
+    )
+    const reused = new Uint8Array(3)
+    reused.set(text('abc'))
+    ws.send(reused)
+    reused.set(text('xyz')) // noVNC refills its send buffer as soon as send() returns
+    ws.send(reused.subarray(0, 3))
+    const event = (await new Promise<Event>(
+      (resolve) => (ws.onclose = resolve),
+    )) as unknown as Closing
+    expect([event.code, event.wasClean, messages.join('')]).toEqual([1000, true, 'got abcxyz'])
+    expect(ws.readyState).toBe(3)
+  })
+
+  it('reports a refused target as an error event and a close event with 4502 and the TunnelError', async () => {
+    const server = await startTunnel(d, tcpTarget(await freePort()))
+    const ws = new TunnelWebSocket('', { url: server.url(), WebSocket: NodeWebSocket })
+    let errored = false
+    ws.addEventListener('error', () => (errored = true))
+    const event = (await new Promise<Event>((resolve) =>
+      ws.addEventListener('close', resolve),
+    )) as unknown as Closing
+    expect([errored, event.code, event.wasClean, event.error?.code]).toEqual([
+      true,
+      4502,
+      false,
+      'TARGET_REFUSED',
+    ])
   })
 })
 
