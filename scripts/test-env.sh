@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
-# - Debian packages the tests use: chromium, redis-tools, socat (+ podman, runc, debootstrap when needed).
+# - Debian packages the tests use: chromium, redis-tools, socat, tigervnc-standalone-server
+#   (+ podman, runc, debootstrap when needed).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
 # - Local test images, built without a registry from a cached Debian minbase rootfs (IMAGES below).
@@ -79,6 +80,7 @@ need() { command -v "$2" >/dev/null 2>&1 || MISSING="$MISSING $1"; }
 need chromium chromium
 need redis-tools redis-cli
 need socat socat
+need tigervnc-standalone-server Xvnc
 need debootstrap debootstrap
 if [ "$ENGINE" = podman ]; then
   need podman podman
