@@ -1,8 +1,8 @@
 #!/bin/sh
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
-# - Debian packages the tests use: chromium, redis-tools, socat, tigervnc-standalone-server
-#   (+ podman, runc, debootstrap when needed).
+# - Debian packages the tests use: chromium, redis-tools, socat, tigervnc-standalone-server, prosody
+#   (+ podman, runc, debootstrap when needed). Services are not started (the tests spawn their own).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
 # - Local test images, built without a registry from a cached Debian minbase rootfs (IMAGES below).
@@ -81,6 +81,7 @@ need chromium chromium
 need redis-tools redis-cli
 need socat socat
 need tigervnc-standalone-server Xvnc
+need prosody prosody
 need debootstrap debootstrap
 if [ "$ENGINE" = podman ]; then
   need podman podman
@@ -90,9 +91,18 @@ if [ -n "$MISSING" ]; then
   say "installing${MISSING} (apt, first run only)…"
   APT="apt-get -qq -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages must not start their services (prosody would listen on all interfaces): the tests spawn
+  # their own instances on loopback. A policy-rc.d we create is removed again.
+  POLICY=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    POLICY=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY" && chmod 755 "$POLICY"
+  fi
+  status=0
   # shellcheck disable=SC2086 # word splitting of the package list is intended
-  { $APT update && $APT install -y $MISSING; } >"$CACHE/apt.log" 2>&1 9>&- ||
-    die "apt-get install${MISSING} failed; see $CACHE/apt.log"
+  { $APT update && $APT install -y $MISSING; } >"$CACHE/apt.log" 2>&1 9>&- || status=$?
+  [ -z "$POLICY" ] || rm -f "$POLICY"
+  [ "$status" -eq 0 ] || die "apt-get install${MISSING} failed; see $CACHE/apt.log"
 fi
 
 # --- container engine ----------------------------------------------------------------------------------
