@@ -11,14 +11,8 @@ import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket, RawData } from 'ws'
 import type { TextPolicy } from './config.js'
-import { CloseCode, INITIAL_CREDIT, SUBPROTOCOL_V1 } from './protocol.js'
-import {
-  decodeClientMessage,
-  encodeCredit,
-  encodeOpen,
-  EOF_MESSAGE,
-  type OpenInfo,
-} from './control.js'
+import { CloseCode, SUBPROTOCOL_V1 } from './protocol.js'
+import { startControlChannel, type ControlChannel } from './control-channel.js'
 import { timer } from './timer.js'
 import { publishBackpressure } from './events.js'
 
@@ -97,32 +91,28 @@ export function bridge(
   let result: Omit<TunnelResult, 'bytesUp' | 'bytesDown' | 'durationMs'> | undefined
   let resolveClosed: (r: TunnelResult) => void = () => {}
   const closed = new Promise<TunnelResult>((resolve) => (resolveClosed = resolve))
-  // gangway.v1 state: the client's remaining receive window, target bytes beyond it, half-close flags.
-  const v1 = ws.protocol === SUBPROTOCOL_V1
-  let credit = INITIAL_CREDIT
-  // The client's send window: it may send `upGranted` bytes in all; more is granted as the target drains.
-  // In v1 the WebSocket is never paused (that would also stall the client's credit messages).
-  const upWindow = Math.max(options.highWaterMarkBytes, INITIAL_CREDIT)
-  let upGranted = INITIAL_CREDIT
-  let upBlocked = false
-  let held: Buffer | undefined
-  let creditPaused = false
-  let clientEof = false
-  let targetEof = false
-  let eofSent = false
-
-  if (v1) {
-    tcp.allowHalfOpen = true // a target FIN must not end our side: the client may still be writing
-    ws.send(encodeOpen(openInfo(tcp)))
-    grantUp()
-  }
-  ws.on('message', v1 ? wsOnMessageV1 : wsOnMessage)
+  const v1: ControlChannel | undefined =
+    ws.protocol === SUBPROTOCOL_V1
+      ? startControlChannel({
+          id: options.id,
+          ws,
+          tcp,
+          highWaterMarkBytes: options.highWaterMarkBytes,
+          isFinished: () => finished,
+          isTargetPaused: () => tcpPaused,
+          sendDown: tcpOnData,
+          receivedUp: countUp,
+          markAlive: () => void (alive = true),
+          finish,
+        })
+      : undefined
+  ws.on('message', v1 ? v1.wsOnMessage : wsOnMessage)
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)
-  tcp.on('data', v1 ? tcpOnDataV1 : tcpOnData)
-  tcp.on('drain', v1 ? grantUp : tcpOnDrain)
-  tcp.on('end', v1 ? tcpOnEndV1 : tcpOnEnd)
+  tcp.on('data', v1 ? v1.tcpOnData : tcpOnData)
+  tcp.on('drain', v1 ? v1.tcpOnDrain : tcpOnDrain)
+  tcp.on('end', v1 ? v1.tcpOnEnd : tcpOnEnd)
   tcp.on('error', tcpOnError)
   tcp.on('close', tcpOnClose)
   idleTimer.start()
@@ -145,6 +135,13 @@ export function bridge(
       ws.pause()
       publishBackpressure(options.id, 'up', true)
     }
+  }
+
+  /** gangway.v1 client bytes: counted like raw ones (result, liveness, idle). */
+  function countUp(bytes: number): void {
+    bytesUp += bytes
+    alive = true
+    if (tracksIdle) lastActivity = performance.now()
   }
 
   function tcpOnDrain(): void {
@@ -176,126 +173,8 @@ export function bridge(
   function wsOnFlushed(err?: Error): void {
     if (err || !tcpPaused) return
     tcpPaused = false
-    if (!creditPaused) tcp.resume()
+    if (!v1?.holdsTarget()) tcp.resume()
     publishBackpressure(options.id, 'down', false)
-  }
-
-  // --- gangway.v1 control channel ----------------------------------------------------------------
-  function wsOnMessageV1(data: RawData, isBinary: boolean): void {
-    if (finished) return
-    if (isBinary) {
-      const chunk = data as Buffer
-      if (clientEof) badMessage('data after eof')
-      else if (bytesUp + chunk.length > upGranted) badMessage('data beyond the granted window')
-      else {
-        bytesUp += chunk.length
-        alive = true
-        if (tracksIdle) lastActivity = performance.now()
-        tcp.write(chunk) // bounded by the window, not by pausing
-        grantUp()
-      }
-      return
-    }
-    alive = true
-    let message
-    try {
-      message = decodeClientMessage(data as Buffer)
-    } catch (err) {
-      badMessage((err as Error).message)
-      return
-    }
-    if (message.type === 'credit') grantCredit(message.bytes)
-    else clientSentEof()
-  }
-
-  function grantCredit(bytes: number): void {
-    if (credit + bytes > Number.MAX_SAFE_INTEGER) {
-      badMessage('credit window overflow')
-      return
-    }
-    credit += bytes
-    if (held !== undefined) releaseHeld()
-  }
-
-  /** Grants the client more send window once the target has taken at least half of it. */
-  function grantUp(): void {
-    if (finished || clientEof) return
-    const more = upWindow - tcp.writableLength - (upGranted - bytesUp)
-    if (more < upWindow / 2) {
-      // The client has used its whole window: it is now held back by the target (observable as 'up').
-      if (bytesUp === upGranted && !upBlocked) {
-        upBlocked = true
-        publishBackpressure(options.id, 'up', true)
-      }
-      return
-    }
-    upGranted += more
-    ws.send(encodeCredit(more))
-    if (upBlocked) {
-      upBlocked = false
-      publishBackpressure(options.id, 'up', false)
-    }
-  }
-
-  function clientSentEof(): void {
-    if (clientEof) {
-      badMessage('eof sent twice')
-      return
-    }
-    clientEof = true
-    tcp.end() // FIN after everything already written; the target may keep sending
-    if (eofSent) finish('server', CloseCode.NORMAL, 'both sides closed') // we send the close frame
-  }
-
-  function tcpOnDataV1(chunk: Buffer): void {
-    if (finished) return
-    if (held === undefined && chunk.length <= credit) {
-      credit -= chunk.length
-      tcpOnData(chunk)
-      return
-    }
-    held = held === undefined ? chunk : Buffer.concat([held, chunk])
-    releaseHeld()
-  }
-
-  /** Sends as much of the held bytes as the window allows; reads the target again once all are sent. */
-  function releaseHeld(): void {
-    const bytes = held as Buffer
-    const n = Math.min(credit, bytes.length)
-    if (n > 0) {
-      credit -= n
-      tcpOnData(bytes.subarray(0, n))
-    }
-    if (n < bytes.length) {
-      held = bytes.subarray(n)
-      if (!creditPaused) {
-        creditPaused = true
-        tcp.pause()
-      }
-      return
-    }
-    held = undefined
-    if (creditPaused) {
-      creditPaused = false
-      if (!tcpPaused) tcp.resume()
-    }
-    if (targetEof && !eofSent) sendEof()
-  }
-
-  function tcpOnEndV1(): void {
-    if (finished) return
-    targetEof = true
-    if (held === undefined) sendEof()
-  }
-
-  function sendEof(): void {
-    eofSent = true
-    ws.send(EOF_MESSAGE)
-    if (clientEof) finish('target', CloseCode.NORMAL, 'both sides closed')
-  }
-
-  function badMessage(reason: string): void {
-    finish('server', CloseCode.BAD_MESSAGE, reason)
   }
 
   // --- liveness ----------------------------------------------------------------------------------
@@ -372,9 +251,9 @@ export function bridge(
     idleTimer.cancel()
     lingerTimer.start()
     // Never leave the target blocked on a full socket: read and drop what it still sends.
-    if (tcpPaused || creditPaused) {
-      tcpPaused = creditPaused = false
-      held = undefined
+    v1?.drop()
+    if (tcpPaused) {
+      tcpPaused = false
       tcp.resume()
     }
     // Everything already sent is queued in ws ahead of the close frame, so it reaches the client first.
@@ -414,13 +293,8 @@ export function bridge(
       finish('server', code, reason)
     },
     heldBytes(): number {
-      const tcpHeld = tcp.writableLength + tcp.readableLength + (held?.length ?? 0)
+      const tcpHeld = tcp.writableLength + tcp.readableLength + (v1?.heldBytes() ?? 0)
       return ws.bufferedAmount + wsSocket.readableLength + tcpHeld
     },
   }
-}
-
-function openInfo(tcp: Socket): OpenInfo {
-  const { remoteAddress, remotePort, localAddress, localPort } = tcp
-  return { remoteAddress, remotePort, localAddress, localPort }
 }
