@@ -51,6 +51,40 @@ export default tseslint.config(
     },
   },
   {
+    // The browser core stays Node-free and tiny: it may import only the shared wire constants (STYLE.md 3.8).
+    files: ['web/**/*.ts'],
+    ignores: ['web/node/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!\\.\\./src/protocol\\.js$)',
+              message: 'web/ may import only ../src/protocol.js.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['web/node/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '^(?!(\\.\\./gangway\\.js|node:stream)$)',
+              message: 'gangway/node may import only the core and node:stream.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'scripts/**/*.ts', 'bin/*.js'],
     rules: {
       'no-console': 'off',

@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
-# - Debian packages the tests use: chromium, redis-tools, socat, nginx (+ podman, runc, debootstrap when needed).
+# - Debian packages the tests use: chromium, redis-tools, socat, nginx, tigervnc-standalone-server, prosody
+#   (+ podman, runc, debootstrap when needed). Services are not started (the tests spawn their own).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
 # - Local test images, built without a registry from a cached Debian minbase rootfs (IMAGES below).
@@ -80,6 +81,8 @@ need chromium chromium
 need redis-tools redis-cli
 need socat socat
 need nginx nginx
+need tigervnc-standalone-server Xvnc
+need prosody prosody
 need debootstrap debootstrap
 if [ "$ENGINE" = podman ]; then
   need podman podman
@@ -89,17 +92,18 @@ if [ -n "$MISSING" ]; then
   say "installing${MISSING} (apt, first run only)…"
   APT="apt-get -qq -o DPkg::Lock::Timeout=300 -o Dpkg::Use-Pty=0"
   export DEBIAN_FRONTEND=noninteractive
-  # shellcheck disable=SC2086 # word splitting of the package list is intended
-  # Packages must not start services (nginx would listen on port 80 of every interface): a policy-rc.d
-  # that says "no" while apt runs, removed afterwards unless the machine already had one.
-  OWN_POLICY=
+  # Packages must not start their services (prosody would listen on all interfaces): the tests spawn
+  # their own instances on loopback. A policy-rc.d we create is removed again.
+  POLICY=
   if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && OWN_POLICY=1
+    POLICY=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$POLICY" && chmod 755 "$POLICY"
   fi
-  APT_STATUS=0
-  { $APT update && $APT install -y $MISSING; } >"$CACHE/apt.log" 2>&1 9>&- || APT_STATUS=$?
-  [ -n "$OWN_POLICY" ] && rm -f /usr/sbin/policy-rc.d
-  [ $APT_STATUS -eq 0 ] || die "apt-get install${MISSING} failed; see $CACHE/apt.log"
+  status=0
+  # shellcheck disable=SC2086 # word splitting of the package list is intended
+  { $APT update && $APT install -y $MISSING; } >"$CACHE/apt.log" 2>&1 9>&- || status=$?
+  [ -z "$POLICY" ] || rm -f "$POLICY"
+  [ "$status" -eq 0 ] || die "apt-get install${MISSING} failed; see $CACHE/apt.log"
 fi
 
 # --- container engine ----------------------------------------------------------------------------------
@@ -240,5 +244,7 @@ ensure_image() {
 
 # The images the tests use (one line each; see ensure_image above).
 ensure_image redis 7 redis-server 'USER redis' 'WORKDIR /var/lib/redis' 'EXPOSE 6379'
+ensure_image postgres 15 postgresql-15 'USER postgres' 'ENV PGDATA=/var/lib/postgresql/data' \
+  'ENV LANG=C.UTF-8' 'EXPOSE 5432' 'STOPSIGNAL SIGINT'
 
 say "ready ($ENGINE)"

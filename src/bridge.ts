@@ -2,14 +2,17 @@
  * @module bridge
  * One WebSocket ⇄ one TCP (or unix) socket: byte-exact relay, backpressure both ways, liveness, and the
  * tunnel's single teardown path. Knows nothing of tokens, HTTP or logging: it reports one `TunnelResult`
- * when both sockets are closed and every timer is cleared.
+ * when both sockets are closed and every timer is cleared. With the `gangway.v1` subprotocol it also speaks
+ * the control channel (open, eof both ways, credit; docs/protocol.md) through separate listeners, so the
+ * raw-mode per-chunk path is untouched.
  */
 import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket, RawData } from 'ws'
 import type { TextPolicy } from './config.js'
-import { CloseCode } from './protocol.js'
+import { CloseCode, SUBPROTOCOL_V1 } from './protocol.js'
+import { startControlChannel, type ControlChannel } from './control-channel.js'
 import { timer } from './timer.js'
 import { publishBackpressure } from './events.js'
 import type { Recorder } from './record.js'
@@ -94,14 +97,28 @@ export function bridge(
   let result: Omit<TunnelResult, 'bytesUp' | 'bytesDown' | 'durationMs'> | undefined
   let resolveClosed: (r: TunnelResult) => void = () => {}
   const closed = new Promise<TunnelResult>((resolve) => (resolveClosed = resolve))
-
-  ws.on('message', wsOnMessage)
+  const v1: ControlChannel | undefined =
+    ws.protocol === SUBPROTOCOL_V1
+      ? startControlChannel({
+          id: options.id,
+          ws,
+          tcp,
+          highWaterMarkBytes: options.highWaterMarkBytes,
+          isFinished: () => finished,
+          isTargetPaused: () => tcpPaused,
+          sendDown: tcpOnData,
+          receivedUp: countUp,
+          markAlive: () => void (alive = true),
+          finish,
+        })
+      : undefined
+  ws.on('message', v1 ? v1.wsOnMessage : wsOnMessage)
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)
-  tcp.on('data', tcpOnData)
-  tcp.on('drain', tcpOnDrain)
-  tcp.on('end', tcpOnEnd)
+  tcp.on('data', v1 ? v1.tcpOnData : tcpOnData)
+  tcp.on('drain', v1 ? v1.tcpOnDrain : tcpOnDrain)
+  tcp.on('end', v1 ? v1.tcpOnEnd : tcpOnEnd)
   tcp.on('error', tcpOnError)
   tcp.on('close', tcpOnClose)
   idleTimer.start()
@@ -125,6 +142,13 @@ export function bridge(
       ws.pause()
       publishBackpressure(options.id, 'up', true)
     }
+  }
+
+  /** gangway.v1 client bytes: counted like raw ones (result, liveness, idle). */
+  function countUp(bytes: number): void {
+    bytesUp += bytes
+    alive = true
+    if (tracksIdle) lastActivity = performance.now()
   }
 
   function tcpOnDrain(): void {
@@ -157,7 +181,7 @@ export function bridge(
   function wsOnFlushed(err?: Error): void {
     if (err || !tcpPaused) return
     tcpPaused = false
-    tcp.resume()
+    if (!v1?.holdsTarget()) tcp.resume()
     publishBackpressure(options.id, 'down', false)
   }
 
@@ -235,6 +259,7 @@ export function bridge(
     idleTimer.cancel()
     lingerTimer.start()
     // Never leave the target blocked on a full socket: read and drop what it still sends.
+    v1?.drop()
     if (tcpPaused) {
       tcpPaused = false
       tcp.resume()
@@ -279,7 +304,8 @@ export function bridge(
       return { up: bytesUp, down: bytesDown }
     },
     heldBytes(): number {
-      return ws.bufferedAmount + wsSocket.readableLength + tcp.writableLength + tcp.readableLength
+      const tcpHeld = tcp.writableLength + tcp.readableLength + (v1?.heldBytes() ?? 0)
+      return ws.bufferedAmount + wsSocket.readableLength + tcpHeld
     },
   }
 }

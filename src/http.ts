@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { createStaticHandler } from './static.js'
+import { serveShimBundle, SHIM_PATH } from './shim-bundle.js'
 import type { Logger } from './log.js'
 
 export interface HttpContext {
@@ -21,8 +22,13 @@ export type RequestListener = (req: IncomingMessage, res: ServerResponse) => voi
 export function createRequestListener(ctx: HttpContext): RequestListener {
   const serveStatic = ctx.webRoot === undefined ? undefined : createStaticHandler(ctx.webRoot)
   return function httpOnRequest(req, res): void {
-    if (requestPath(req.url) === '/healthz') {
+    const path = requestPath(req.url)
+    if (path === '/healthz') {
       sendHealth(req, res, ctx.health())
+      return
+    }
+    if (path === SHIM_PATH) {
+      serveShimBundle(req, res)
       return
     }
     if (serveStatic !== undefined) {

@@ -7,6 +7,18 @@
 /** Subprotocol echoed back when a client offers it (noVNC and websockify clients rely on it). */
 export const SUBPROTOCOL_BINARY = 'binary'
 
+/** The enhanced subprotocol: JSON control messages in text frames (open, eof, credit); docs/protocol.md. */
+export const SUBPROTOCOL_V1 = 'gangway.v1'
+
+/** Prefix of the subprotocol entry that carries a bearer token (base64url, no padding); never selected. */
+export const BEARER_PREFIX = 'gangway.bearer.'
+
+/** Receive window (bytes) a `gangway.v1` client holds before its first `credit` message. */
+export const INITIAL_CREDIT = 262_144
+
+/** Largest control message (UTF-8 bytes) a `gangway.v1` peer accepts. */
+export const MAX_CONTROL_MESSAGE_BYTES = 1024
+
 /**
  * A `Sec-WebSocket-Protocol` entry `gangway.bearer.<base64url of the token, no padding>` carries a token
  * from a browser (the one header `new WebSocket()` can set). The daemon never selects or echoes it.
@@ -34,6 +46,8 @@ export const CloseCode = {
   MESSAGE_TOO_BIG: 1009,
   /** The target reset the connection or failed mid-stream. */
   INTERNAL_ERROR: 1011,
+  /** A `gangway.v1` control message was malformed, unknown or out of order (or data followed `eof`). */
+  BAD_MESSAGE: 4400,
   /** Missing, invalid, expired or unknown token (one answer for all). */
   UNAUTHORIZED: 4401,
   /** The Origin or the target is forbidden by policy. */

@@ -16,7 +16,7 @@ import { describeTarget } from './dial.js'
 import { GangwayError } from './errors.js'
 import { createClientErrorListener, createRequestListener } from './http.js'
 import { silentLogger, type Logger } from './log.js'
-import { CloseCode, SUBPROTOCOL_BINARY } from './protocol.js'
+import { CloseCode, SUBPROTOCOL_BINARY, SUBPROTOCOL_V1 } from './protocol.js'
 import { createUpgradeListener } from './upgrade.js'
 import { closeChannel, openChannel } from './events.js'
 import { VERSION } from './version.js'
@@ -495,8 +495,12 @@ function tlsSettings(config: Config): TlsSettings | undefined {
   }
 }
 
-/** Echo `binary` when offered (noVNC, websockify clients); otherwise select nothing, never refuse. */
-function chooseSubprotocol(offered: Set<string>): string | false {
+/**
+ * Select `gangway.v1` when offered, else echo `binary` (noVNC, websockify clients), else nothing; never
+ * refuse, and never select a `gangway.bearer.` entry (it carries a secret).
+ */
+export function chooseSubprotocol(offered: Set<string>): string | false {
+  if (offered.has(SUBPROTOCOL_V1)) return SUBPROTOCOL_V1
   return offered.has(SUBPROTOCOL_BINARY) ? SUBPROTOCOL_BINARY : false
 }
 

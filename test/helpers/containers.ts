@@ -115,3 +115,13 @@ export function startRedis(): Promise<ContainerService> {
     ready: /Ready to accept connections/,
   })
 }
+
+/** PostgreSQL 15 (Debian's postgresql-15; user, password and database `test`) on a loopback port. */
+export function startPostgres(): Promise<ContainerService> {
+  return startService({
+    image: 'localhost/gangway-test-postgres:15',
+    port: 5432,
+    ready: /database system is ready to accept connections/,
+    environment: { POSTGRES_USER: 'test', POSTGRES_PASSWORD: 'test', POSTGRES_DB: 'test' },
+  })
+}

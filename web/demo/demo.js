@@ -1,6 +1,8 @@
 // Gangway demo page: a chat client whose only transport is a WebSocket to the daemon that served it.
 // The daemon turns that WebSocket into a TCP connection to the chat service; bytes pass unchanged.
-// No dependencies and no build step: this file is served as is.
+// No build step: this file is served as is, and imports the Gangway browser library from the daemon.
+
+import { connect as connectSocket } from '/gangway.js'
 
 /** Gangway's close codes (copied from src/protocol.ts: a page cannot import TypeScript). */
 const CLOSE_CODES = {
@@ -35,21 +37,29 @@ const ui = {
 }
 
 /**
- * The transport, in one place: opens a byte stream to the page's own host and reports bytes and the
- * end. Moving the page onto the Gangway browser shim means replacing this function only.
+ * The transport, in one place: a TCP socket through Gangway's browser library, loaded from the daemon that
+ * served this page (`/gangway.js`). `opened` means the chat service's TCP connection is up; a failure is
+ * a TunnelError whose `closeCode` is the daemon's close code.
  */
 function openTransport(url, { onOpen, onBytes, onClose }) {
-  const ws = new WebSocket(url)
-  ws.binaryType = 'arraybuffer'
-  ws.addEventListener('open', () => onOpen())
-  ws.addEventListener('message', (event) => {
-    const data = event.data
-    onBytes(typeof data === 'string' ? new TextEncoder().encode(data) : new Uint8Array(data))
-  })
-  ws.addEventListener('close', (event) => onClose(event.code, event.reason))
+  const socket = connectSocket('', { url })
+  const writer = socket.writable.getWriter()
+  socket.opened
+    .then(async () => {
+      onOpen()
+      const reader = socket.readable.getReader()
+      for (let read = await reader.read(); !read.done; read = await reader.read())
+        onBytes(read.value)
+    })
+    .catch(() => {}) // the reason arrives through `closed`
+    .then(() => socket.closed)
+    .then(
+      () => onClose(1000, ''),
+      (err) => onClose(err.closeCode, err.reason || err.code),
+    )
   return {
-    send: (bytes) => ws.send(bytes),
-    close: () => ws.close(1000, 'reconnect'),
+    send: (bytes) => writer.write(bytes).catch(() => {}),
+    close: () => socket.close(),
   }
 }
 

@@ -1,0 +1,50 @@
+/**
+ * A real VNC server: Debian's TigerVNC `Xvnc` (tigervnc-standalone-server, installed by scripts/test-env.sh),
+ * spawned on a free loopback port and a free X display, with the classic stipple root window (`-retro`) so
+ * there is a desktop to draw, and no authentication.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { freePort } from './tcp.js'
+
+export const XVNC_PATH = '/usr/bin/Xvnc'
+
+export interface VncServer {
+  port: number
+  display: number
+  close(): Promise<void>
+}
+
+function freeDisplay(): number {
+  for (let n = 40; n < 100; n++) {
+    if (!existsSync(`/tmp/.X${n}-lock`) && !existsSync(`/tmp/.X11-unix/X${n}`)) return n
+  }
+  throw new Error('no free X display number in 40-99')
+}
+
+export async function startXvnc(width = 640, height = 480): Promise<VncServer> {
+  const port = await freePort()
+  const display = freeDisplay()
+  const args = [`:${display}`, '-rfbport', String(port), '-interface', '127.0.0.1']
+  args.push('-SecurityTypes', 'None', '-geometry', `${width}x${height}`, '-depth', '24')
+  args.push('-retro', '-nolisten', 'tcp', '-AlwaysShared')
+  const child = spawn(XVNC_PATH, args, { stdio: ['ignore', 'ignore', 'pipe'] })
+  let log = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stderr.on('data', (chunk: Buffer) => {
+      log += chunk.toString()
+      if (/Listening for VNC connections/.test(log)) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`Xvnc exited (${code}): ${log}`)))
+  })
+  return {
+    port,
+    display,
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    },
+  }
+}

@@ -1,0 +1,120 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { once } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import { createDisposer } from '../helpers/disposer.js'
+import { Digest } from '../helpers/data.js'
+import { freePort, startEchoServer, startTcpServer } from '../helpers/tcp.js'
+import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { NodeWebSocket, RecordingWebSocket } from '../helpers/shim.js'
+import { connectNet, createNetSocket, type TunnelNetSocket } from '../../web/node/index.js'
+
+const d = createDisposer()
+afterEach(() => d.run())
+
+function track(socket: TunnelNetSocket): TunnelNetSocket {
+  d.add(() => void socket.destroy())
+  return socket
+}
+
+describe('gangway/node TunnelNetSocket', () => {
+  it('behaves like a net.Socket for a driver: connect(port, host), connect event, data, end, close', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port))
+    const socket = track(
+      createNetSocket({ url: server.url(), WebSocket: NodeWebSocket, address: '' }),
+    )
+    let connected = false
+    socket.connect(echo.port, '127.0.0.1', () => (connected = true))
+    expect(socket.connecting).toBe(true)
+    expect(socket.readyState).toBe('opening')
+    await once(socket, 'connect')
+    expect(connected).toBe(true)
+    expect(socket.remotePort).toBe(echo.port)
+    expect(socket.readyState).toBe('open')
+    const payload = randomBytes(4 * 1024 * 1024)
+    const got = new Digest()
+    socket.on('data', (chunk: Buffer) => got.update(chunk))
+    socket.end(payload)
+    await once(socket, 'close')
+    const want = new Digest()
+    want.update(payload)
+    expect(got.hex()).toBe(want.hex())
+    expect(socket.bytesRead).toBe(payload.length)
+  })
+
+  it('names the target from connect() as ?address=host:port when no address option is given', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port))
+    const urls: string[] = []
+    class Spy extends RecordingWebSocket {
+      constructor(url: string, protocols?: string[]) {
+        super(url, protocols)
+        urls.push(url)
+      }
+    }
+    const socket = track(
+      createNetSocket({ url: server.url(), WebSocket: Spy as unknown as typeof NodeWebSocket }),
+    )
+    socket.connect({ port: 5432, host: 'db.internal' })
+    await once(socket, 'connect')
+    expect(new URL(urls[0]!).searchParams.get('address')).toBe('db.internal:5432')
+  })
+
+  it('maps a refused target to ECONNREFUSED and keeps the tunnel code', async () => {
+    const server = await startTunnel(d, tcpTarget(await freePort()))
+    const socket = track(connectNet({ url: server.url(), WebSocket: NodeWebSocket }))
+    const [err] = (await once(socket, 'error')) as [Error & Record<string, unknown>]
+    expect([err.code, err.tunnelCode, err.closeCode]).toEqual([
+      'ECONNREFUSED',
+      'TARGET_REFUSED',
+      4502,
+    ])
+  })
+
+  it('maps a target reset to ECONNRESET and an idle tunnel to ETIMEDOUT', async () => {
+    const target = await startTcpServer()
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const socket = track(connectNet({ url: server.url(), WebSocket: NodeWebSocket }))
+    await once(socket, 'connect')
+    ;(await target.accepted(0)).resetAndDestroy()
+    const [err] = (await once(socket, 'error')) as [Error & { code: string }]
+    expect(err.code).toBe('ECONNRESET')
+
+    const idle = await startTunnel(d, tcpTarget(target.port), { idleTimeoutMs: 50 })
+    const quiet = track(connectNet({ url: idle.url(), WebSocket: NodeWebSocket }))
+    const [idleErr] = (await once(quiet, 'error')) as [Error & { code: string }]
+    expect(idleErr.code).toBe('ETIMEDOUT')
+  })
+
+  it('emits timeout after setTimeout(ms) without traffic, as net.Socket does', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port))
+    const socket = track(connectNet({ url: server.url(), WebSocket: NodeWebSocket }))
+    await once(socket, 'connect')
+    socket.setTimeout(20)
+    await once(socket, 'timeout')
+  })
+
+  it('half-closes with allowHalfOpen: end() sends EOF and the answer still arrives', async () => {
+    const target = await startTcpServer((s) => {
+      s.allowHalfOpen = true
+      let request = ''
+      s.on('data', (c: Buffer) => (request += c.toString()))
+      s.on('end', () => s.end(request.toUpperCase()))
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const socket = track(
+      connectNet({ url: server.url(), WebSocket: NodeWebSocket, allowHalfOpen: true }),
+    )
+    let answer = ''
+    socket.on('data', (c: Buffer) => (answer += c.toString()))
+    socket.end('shout')
+    await once(socket, 'end')
+    expect(answer).toBe('SHOUT')
+  })
+})
