@@ -1,0 +1,221 @@
+/**
+ * @module client
+ * `gangway client`: native tools through the gateway. A local TCP (or unix) listener whose every connection
+ * opens its own tunnel, or one tunnel on stdin/stdout (`--stdio`, for `ssh -o ProxyCommand`). It speaks
+ * gangway.v1 through the Node adapter (`web/node`), so backpressure and half-close behave as in the daemon,
+ * and it turns every failure into one line that names the close code and what to do.
+ */
+import net, { type Server, type Socket } from 'node:net'
+import { once } from 'node:events'
+import { Duplex } from 'node:stream'
+import WebSocket from 'ws'
+// The library's own Node entry (built from web/node before src/), as any user of the package imports it.
+import { connectNet, type TunnelNetSocket } from 'gangway/node'
+import type { ListenAddress } from './config.js'
+import type { Logger } from './log.js'
+
+export interface ClientOptions {
+  /** The daemon's WebSocket URL (ws: or wss:). */
+  url: string
+  token: string | undefined
+  /** Where the token travels: the Authorization header (default), or the `gangway.bearer.` subprotocol. */
+  tokenIn: 'header' | 'subprotocol'
+  /** A target the daemon should dial (`?address=`), when it allows client-named targets. */
+  target: string | undefined
+  /** PEM CA bundle to trust for wss:, instead of the system's. */
+  ca: Buffer | undefined
+  /** TLS server name (SNI and certificate check), when it differs from the URL's host. */
+  servername: string | undefined
+  /** Skip the certificate check (labs only). */
+  insecure: boolean
+}
+
+/** A WebSocket class carrying the client's headers and TLS settings, for the adapter to construct. */
+function webSocketClass(options: ClientOptions): unknown {
+  const headers: Record<string, string> =
+    options.token !== undefined && options.tokenIn === 'header'
+      ? { Authorization: `Bearer ${options.token}` }
+      : {}
+  return class GangwayClientWebSocket extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      // `servername` goes to tls.connect (ws passes its options through); @types/ws does not list it.
+      const tls = {
+        ca: options.ca,
+        servername: options.servername,
+        rejectUnauthorized: !options.insecure,
+      }
+      super(url, protocols, { headers, perMessageDeflate: false, ...(tls as object) })
+    }
+  }
+}
+
+/** Opens one tunnel, as a connecting `net.Socket`-like Duplex. */
+export function openTunnel(options: ClientOptions): TunnelNetSocket {
+  return connectNet({
+    url: options.url,
+    token: options.tokenIn === 'subprotocol' ? options.token : undefined,
+    address: options.target ?? '',
+    allowHalfOpen: true,
+    WebSocket: webSocketClass(options) as never,
+  })
+}
+
+/** What went wrong, in one line a person can act on (`opened`: whether the tunnel was ever up). */
+export function explain(err: unknown, options: ClientOptions, opened = true): string {
+  const e = err as { closeCode?: number; code?: string; message?: string; tunnelCode?: string }
+  switch (e.closeCode) {
+    case 4401:
+      return `token rejected (4401): check ${options.token === undefined ? 'that you give --token, --token-file or GANGWAY_TOKEN' : 'the token'}`
+    case 4403:
+      return 'forbidden (4403): the gateway does not allow this origin or target'
+    case 4429:
+      return 'too many connections (4429): the gateway or this token is at its limit; try again later'
+    case 4502:
+      return 'target refused (4502): nothing listens at the target behind the gateway'
+    case 4503:
+      return 'target unreachable (4503): the gateway cannot reach the target, or its token store is down'
+    case 4504:
+      return 'target timed out (4504): the target did not answer the gateway in time'
+    case 4408:
+      return 'idle timeout (4408): no data moved for too long'
+    case 1001:
+      return 'the gateway is shutting down (1001): reconnect'
+    case 1009:
+      return 'message too big (1009): the gateway refused a write larger than its limit'
+  }
+  if (
+    !opened &&
+    (e.tunnelCode === 'NETWORK' || e.closeCode === undefined || e.closeCode === 1006)
+  ) {
+    return `cannot reach the gateway at ${options.url} (is it running, and is the URL right?)`
+  }
+  const detail = e.message ?? String(err)
+  if (/certificate|self[- ]signed|CERT_|unable to verify/i.test(detail)) {
+    return `TLS: ${detail} (trust its CA with --ca FILE, or --insecure in a lab)`
+  }
+  return `tunnel failed: ${detail}`
+}
+
+/**
+ * Relays one local connection through its own tunnel, both ways, with half-close: an EOF on either side
+ * is passed on and the other direction keeps flowing until it ends too.
+ */
+export function relay(
+  local: Duplex,
+  tunnel: TunnelNetSocket,
+  onError: (err: unknown, opened: boolean) => void,
+): Promise<void> {
+  return new Promise((resolve) => {
+    let failed = false
+    let opened = false
+    tunnel.once('connect', () => (opened = true))
+    const fail = (err: unknown): void => {
+      if (failed) return
+      failed = true
+      onError(err, opened)
+      local.destroy()
+      tunnel.destroy()
+    }
+    tunnel.on('error', fail)
+    local.on('error', () => tunnel.destroy())
+    local.pipe(tunnel)
+    tunnel.pipe(local)
+    let closed = 0
+    const onClose = (): void => {
+      if (++closed === 2) resolve()
+    }
+    local.once('close', onClose)
+    tunnel.once('close', onClose)
+  })
+}
+
+export interface ClientListener {
+  address(): ListenAddress
+  close(): Promise<void>
+}
+
+/** Listens on `where`; every accepted connection gets its own tunnel. */
+export async function startClientListener(
+  where: ListenAddress,
+  options: ClientOptions,
+  logger: Logger,
+): Promise<ClientListener> {
+  let lastId = 0
+  const sockets = new Set<Socket>()
+  const server: Server = net.createServer(
+    { allowHalfOpen: true },
+    function clientOnConnection(local) {
+      const id = ++lastId
+      sockets.add(local)
+      local.once('close', () => sockets.delete(local))
+      const tunnel = openTunnel(options)
+      tunnel.once('connect', () =>
+        logger.info('tunnel open', { conn: id, local: local.remoteAddress }),
+      )
+      void relay(local, tunnel, (err) => logger.warn(explain(err, options), { conn: id })).then(
+        () =>
+          logger.info('tunnel closed', {
+            conn: id,
+            up: tunnel.bytesWritten,
+            down: tunnel.bytesRead,
+          }),
+      )
+    },
+  )
+  if (where.kind === 'unix') server.listen(where.path)
+  else server.listen({ host: where.host ?? '127.0.0.1', port: where.port })
+  await once(server, 'listening')
+  return {
+    address() {
+      const bound = server.address()
+      if (bound === null || typeof bound === 'string') return where
+      return { kind: 'tcp', host: bound.address, port: bound.port }
+    },
+    async close() {
+      const closed = once(server, 'close')
+      server.close()
+      for (const socket of sockets) socket.destroy()
+      await closed
+    },
+  }
+}
+
+/** One tunnel on stdin/stdout; resolves with the exit code (0 clean, 1 failed) after printing why. */
+export async function runStdio(
+  options: ClientOptions,
+  stderr: NodeJS.WritableStream,
+): Promise<number> {
+  const tunnel = openTunnel(options)
+  let failure: string | undefined
+  const stdio = duplexOf(process.stdin, process.stdout)
+  await relay(stdio, tunnel, (err, opened) => {
+    failure = explain(err, options, opened)
+  })
+  if (failure === undefined) return 0
+  stderr.write(`gangway client: ${failure}\n`)
+  return 1
+}
+
+/** stdin and stdout as one Duplex, so `relay` can treat them as a socket. */
+function duplexOf(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Duplex {
+  const duplex = new Duplex({
+    allowHalfOpen: true,
+    read() {
+      input.resume()
+    },
+    write(chunk: Buffer, _encoding, callback) {
+      if (output.write(chunk)) callback()
+      else output.once('drain', () => callback())
+    },
+    final(callback) {
+      output.end()
+      callback()
+    },
+  })
+  input.on('data', (chunk: Buffer) => {
+    if (!duplex.push(chunk)) input.pause()
+  })
+  input.on('end', () => duplex.push(null))
+  output.on('close', () => duplex.destroy())
+  return duplex
+}

@@ -1,0 +1,123 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createDisposer } from '../helpers/disposer.js'
+import { freePort, startEchoServer } from '../helpers/tcp.js'
+import { startTunnel, tcpTarget, memoryLogger } from '../helpers/tunnel.js'
+import { startAccessTunnel } from '../helpers/access.js'
+import { startRedis } from '../helpers/containers.js'
+import { parseRoutes } from '../../src/targets/routes.js'
+import { BIN, portOf, spawnGangway } from './gangway-process.js'
+
+const d = createDisposer()
+afterEach(() => d.run())
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
+
+/** Runs `gangway client --stdio …` with `input` on stdin; resolves with stdout, stderr and the exit code. */
+async function stdioClient(args: string[], input: Buffer) {
+  const child = spawn(process.execPath, [BIN, 'client', '--stdio', ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  d.add(() => child.kill('SIGKILL'))
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (c: Buffer) => out.push(c))
+  child.stderr.on('data', (c: Buffer) => err.push(c))
+  child.stdin.on('error', () => {})
+  child.stdin.end(input)
+  const [code] = (await once(child, 'close')) as [number]
+  return {
+    code,
+    stdout: Buffer.concat(out),
+    stderr: Buffer.concat(err).toString().trim().split('\n').filter(Boolean),
+  }
+}
+
+describe('gangway client --stdio', () => {
+  it('relays a checksummed transfer both ways; closing stdin half-closes, and the full answer still arrives', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port))
+    const input = randomBytes(8 * 1024 * 1024)
+    const result = await stdioClient(['--url', server.url()], input)
+    expect(result.stderr).toEqual([])
+    expect(result.code).toBe(0)
+    expect(result.stdout.length).toBe(input.length)
+    expect(sha(result.stdout)).toBe(sha(input))
+  })
+
+  it('a rejected token: one line naming 4401 and what to do, exit 1', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const routes = parseRoutes(
+      { lab: { target: `127.0.0.1:${echo.port}`, tokens: ['the-right-token-1234'] } },
+      'routes',
+    )
+    const { url } = await startAccessTunnel(d, { routes }, memoryLogger())
+    const result = await stdioClient(['--url', url, '--token', 'wrong'], Buffer.from('x'))
+    expect(result.code).toBe(1)
+    expect(result.stderr).toEqual(['gangway client: token rejected (4401): check the token'])
+    const ok = await stdioClient(
+      ['--url', url, '--token', 'the-right-token-1234'],
+      Buffer.from('hello'),
+    )
+    expect(ok.stdout.toString()).toBe('hello')
+    expect(ok.code).toBe(0)
+  })
+
+  it('a refused target: one line naming 4502, exit 1', async () => {
+    const server = await startTunnel(d, tcpTarget(await freePort()))
+    const result = await stdioClient(['--url', server.url()], Buffer.from('x'))
+    expect(result.code).toBe(1)
+    expect(result.stderr).toEqual([
+      'gangway client: target refused (4502): nothing listens at the target behind the gateway',
+    ])
+  })
+
+  it('a gateway that is not there: one line, exit 1', async () => {
+    const port = await freePort()
+    const result = await stdioClient(['--url', `ws://127.0.0.1:${port}/`], Buffer.from('x'))
+    expect(result.code).toBe(1)
+    expect(result.stderr).toEqual([
+      `gangway client: cannot reach the gateway at ws://127.0.0.1:${port}/ (is it running, and is the URL right?)`,
+    ])
+  })
+})
+
+describe('gangway client --listen', () => {
+  it('redis-cli pipes 10,000 commands to a real Redis through client → daemon', async () => {
+    const redis = await startRedis()
+    d.add(() => redis.stop())
+    const server = await startTunnel(d, tcpTarget(redis.port, redis.host))
+    const proc = spawnGangway(d, [
+      'client',
+      '--log-format',
+      'json',
+      '--url',
+      server.url(),
+      '--listen',
+      '0',
+    ])
+    const listening = await proc.waitForLog((r) => r.msg === 'client listening')
+    expect(listening['listen']).toMatch(/^127\.0\.0\.1:\d+$/) // a bare port is loopback only
+    const commands =
+      Array.from({ length: 10_000 }, (_, i) => `SET key:${i} value-${i}\r\n`).join('') +
+      'DBSIZE\r\n'
+    const cli = spawn(
+      'redis-cli',
+      ['-h', '127.0.0.1', '-p', String(portOf(listening['listen'])), '--pipe'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    )
+    d.add(() => cli.kill('SIGKILL'))
+    let out = ''
+    cli.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    cli.stdin.end(commands)
+    const [code] = (await once(cli, 'close')) as [number]
+    expect(code).toBe(0)
+    expect(out).toMatch(/errors: 0, replies: 10001/)
+    proc.child.kill('SIGTERM')
+    expect((await proc.exited).code).toBe(0)
+  })
+})
