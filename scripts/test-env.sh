@@ -79,6 +79,7 @@ MISSING=
 need() { command -v "$2" >/dev/null 2>&1 || MISSING="$MISSING $1"; }
 need chromium chromium
 need redis-tools redis-cli
+need postgresql-client psql
 need socat socat
 need nginx nginx
 need tigervnc-standalone-server Xvnc

@@ -6,7 +6,10 @@ import { createDisposer } from '../helpers/disposer.js'
 import { freePort, startEchoServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget, memoryLogger } from '../helpers/tunnel.js'
 import { startAccessTunnel } from '../helpers/access.js'
-import { startRedis } from '../helpers/containers.js'
+import { startPostgres, startRedis } from '../helpers/containers.js'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { BIN, portOf, spawnGangway } from './gangway-process.js'
 
@@ -117,6 +120,70 @@ describe('gangway client --listen', () => {
     const [code] = (await once(cli, 'close')) as [number]
     expect(code).toBe(0)
     expect(out).toMatch(/errors: 0, replies: 10001/)
+    proc.child.kill('SIGTERM')
+    expect((await proc.exited).code).toBe(0)
+  })
+
+  it('psql copies 50 MB into Postgres and back out through client → daemon, byte for byte', async () => {
+    const pg = await startPostgres()
+    d.add(() => pg.stop())
+    const server = await startTunnel(d, tcpTarget(pg.port, pg.host))
+    const proc = spawnGangway(d, [
+      'client',
+      '--log-format',
+      'json',
+      '--url',
+      server.url(),
+      '--listen',
+      '0',
+    ])
+    const port = portOf((await proc.waitForLog((r) => r.msg === 'client listening'))['listen'])
+    const dir = await mkdtemp(join(tmpdir(), 'gangway-psql-'))
+    d.add(() => rm(dir, { recursive: true, force: true }))
+    // ~50 MB of CSV: an id and a random hex payload per row.
+    const rows: string[] = []
+    for (let i = 0; i < 210_000; i++) rows.push(`${i},${randomBytes(120).toString('hex')}`)
+    const csv = rows.join('\n') + '\n'
+    expect(csv.length).toBeGreaterThan(50_000_000)
+    await writeFile(join(dir, 'in.csv'), csv)
+    const psql = async (command: string): Promise<string> => {
+      const child = spawn(
+        'psql',
+        [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          String(port),
+          '-U',
+          'test',
+          '-d',
+          'test',
+          '-v',
+          'ON_ERROR_STOP=1',
+          '-c',
+          command,
+        ],
+        {
+          env: { ...process.env, PGPASSWORD: 'test' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      )
+      d.add(() => child.kill('SIGKILL'))
+      let out = ''
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+      child.stderr.on('data', (c: Buffer) => (out += c.toString()))
+      const [code] = (await once(child, 'close')) as [number]
+      expect(code, out).toBe(0)
+      return out
+    }
+    await psql('CREATE TABLE blobs (id int PRIMARY KEY, payload text)')
+    expect(await psql(`\\copy blobs FROM '${join(dir, 'in.csv')}' WITH (FORMAT csv)`)).toMatch(
+      /COPY 210000/,
+    )
+    await psql(
+      `\\copy (SELECT * FROM blobs ORDER BY id) TO '${join(dir, 'out.csv')}' WITH (FORMAT csv)`,
+    )
+    expect(sha(await readFile(join(dir, 'out.csv')))).toBe(sha(Buffer.from(csv)))
     proc.child.kill('SIGTERM')
     expect((await proc.exited).code).toBe(0)
   })
