@@ -46,7 +46,10 @@ export interface Config {
   readonly webRoot: string | undefined
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
+  readonly allow: readonly string[] | undefined
   readonly allowedOrigins: readonly string[] | undefined
+  readonly clientTargets: boolean
+  readonly deny: readonly string[] | undefined
   readonly hostToken: boolean
   readonly maxAuthFailures: number
   readonly tokenCookie: string
@@ -84,6 +87,15 @@ export interface OptionSpec {
 /** All options but the positionals, alphabetically by flag. Durations are in seconds, sizes in bytes. */
 export const OPTIONS: readonly OptionSpec[] = [
   {
+    key: 'allow',
+    field: 'allow',
+    flag: 'allow',
+    kind: 'list',
+    default: undefined,
+    describe:
+      'Target policy rule (repeatable): HOST, *.DOMAIN, IP or CIDR, with :PORT or :FROM-TO (10.0.0.0/8:5900-5999, db.internal:5432), or unix:/dir. Applies to targets not from routes or token files.',
+  },
+  {
     key: 'allowedOrigins',
     field: 'allowedOrigins',
     flag: 'allowed-origins',
@@ -91,6 +103,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: undefined,
     describe:
       'Origins allowed to open tunnels (repeatable): exact (https://app.example.com) or wildcard (https://*.example.com). Others get 4403. Required for cookie tokens.',
+  },
+  {
+    key: 'clientTargets',
+    field: 'clientTargets',
+    flag: 'client-targets',
+    kind: 'boolean',
+    default: false,
+    describe:
+      'Let clients name their target with ?address=host:port or ?target= (needs allow rules; every such target is checked).',
   },
   {
     key: 'compress',
@@ -109,6 +130,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 10,
     describe:
       'Seconds to establish the TCP connection to the target (all resolved addresses, happy eyeballs).',
+  },
+  {
+    key: 'deny',
+    field: 'deny',
+    flag: 'deny',
+    kind: 'list',
+    default: undefined,
+    describe:
+      'Target policy rule that forbids what it matches, even when an allow rule matches (repeatable).',
   },
   {
     key: 'drainTimeout',
@@ -294,7 +324,10 @@ export const DEFAULTS = {
   webRoot: undefined,
   logLevel: 'info',
   logFormat: 'auto',
+  allow: undefined,
   allowedOrigins: undefined,
+  clientTargets: false,
+  deny: undefined,
   hostToken: false,
   maxAuthFailures: 10,
   tokenCookie: 'gangway_token',

@@ -7,6 +7,7 @@
 import type { Config } from '../config.js'
 import { silentLogger, type Logger } from '../log.js'
 import { chainResolvers, type TargetResolver } from '../targets/index.js'
+import { createTargetPolicy } from '../targets/policy.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
@@ -36,14 +37,24 @@ export async function createAccessFromConfig(
     }
     if (config.tokenDir !== undefined) resolvers.push(await tokenDir({ path: config.tokenDir }))
     const origins = allowOrigins(config.allowedOrigins ?? [])
-    if (resolvers.length === 0 && origins.open && config.target !== undefined) return undefined
+    const allow = config.allow ?? []
+    const deny = config.deny ?? []
+    const policy =
+      allow.length + deny.length === 0 ? undefined : createTargetPolicy({ allow, deny })
+    if (
+      resolvers.length === 0 &&
+      origins.open &&
+      !config.clientTargets &&
+      config.target !== undefined
+    )
+      return undefined
     return createAccess({
       resolver: resolvers.length === 0 ? undefined : chainResolvers(resolvers),
       fixedTarget: config.target,
-      policy: undefined,
+      policy,
       origins,
       sources: { cookieName: config.tokenCookie, hostToken: config.hostToken },
-      clientTargets: false,
+      clientTargets: config.clientTargets,
       maxAuthFailures: config.maxAuthFailures,
       connectTimeoutMs: config.connectTimeoutMs,
     })
