@@ -51,6 +51,12 @@ export interface Config {
   readonly clientTargets: boolean
   readonly deny: readonly string[] | undefined
   readonly hostToken: boolean
+  readonly jwksUrl: string | undefined
+  readonly jwtAudience: string | undefined
+  readonly jwtIssuer: string | undefined
+  readonly jwtKey: string | undefined
+  readonly jwtMaxLifetimeMs: number
+  readonly jwtSingleUse: boolean
   readonly maxAuthFailures: number
   readonly tokenCookie: string
   readonly tokenDir: string | undefined
@@ -193,6 +199,56 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Close a tunnel with 4408 after this many seconds without payload in either direction. 0 = off.',
   },
   {
+    key: 'jwksUrl',
+    field: 'jwksUrl',
+    flag: 'jwks-url',
+    kind: 'string',
+    default: undefined,
+    describe: 'Verify signed tokens (JWT) with the keys of this JWKS URL (RS256, ES256, EdDSA).',
+  },
+  {
+    key: 'jwtAudience',
+    field: 'jwtAudience',
+    flag: 'jwt-audience',
+    kind: 'string',
+    default: undefined,
+    describe: 'Signed tokens must carry this aud claim.',
+  },
+  {
+    key: 'jwtIssuer',
+    field: 'jwtIssuer',
+    flag: 'jwt-issuer',
+    kind: 'string',
+    default: undefined,
+    describe: 'Signed tokens must carry this iss claim.',
+  },
+  {
+    key: 'jwtKey',
+    field: 'jwtKey',
+    flag: 'jwt-key',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'Verify signed tokens (JWT) with this key file: an HMAC secret (HS256, 32 bytes or more), a PEM key or certificate (RS256, ES256, EdDSA), or a JWK/JWKS file.',
+  },
+  {
+    key: 'jwtMaxLifetime',
+    field: 'jwtMaxLifetimeMs',
+    flag: 'jwt-max-lifetime',
+    kind: 'seconds',
+    default: 3600,
+    describe:
+      'Longest lifetime a signed token may have: its exp (required) at most this many seconds ahead.',
+  },
+  {
+    key: 'jwtSingleUse',
+    field: 'jwtSingleUse',
+    flag: 'jwt-single-use',
+    kind: 'boolean',
+    default: false,
+    describe: 'Each signed token opens one tunnel: its jti is required and a replay gets 4401.',
+  },
+  {
     key: 'listenMode',
     field: 'listenMode',
     flag: 'listen-mode',
@@ -329,6 +385,12 @@ export const DEFAULTS = {
   clientTargets: false,
   deny: undefined,
   hostToken: false,
+  jwksUrl: undefined,
+  jwtAudience: undefined,
+  jwtIssuer: undefined,
+  jwtKey: undefined,
+  jwtMaxLifetimeMs: 3_600_000,
+  jwtSingleUse: false,
   maxAuthFailures: 10,
   tokenCookie: 'gangway_token',
   tokenDir: undefined,

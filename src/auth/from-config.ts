@@ -7,6 +7,7 @@
 import type { Config } from '../config.js'
 import { silentLogger, type Logger } from '../log.js'
 import { chainResolvers, type TargetResolver } from '../targets/index.js'
+import { jwtTokens } from '../targets/jwt.js'
 import { createTargetPolicy } from '../targets/policy.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
@@ -20,7 +21,7 @@ export interface AccessFromConfigOptions {
 
 /**
  * The access gate for `config`, or undefined when the daemon runs open (one TARGET, no origin list).
- * Resolvers are asked in this order: routes, token file, token directory.
+ * Resolvers are asked in this order: routes, token file, token directory, signed tokens (JWT).
  * @throws {ConfigError} for a bad token file (file name and line), origin or combination.
  */
 export async function createAccessFromConfig(
@@ -36,6 +37,19 @@ export async function createAccessFromConfig(
       resolvers.push(await tokenFile({ path: config.tokenFile, watch: true, logger }))
     }
     if (config.tokenDir !== undefined) resolvers.push(await tokenDir({ path: config.tokenDir }))
+    if (config.jwtKey !== undefined || config.jwksUrl !== undefined) {
+      resolvers.push(
+        await jwtTokens({
+          keyFile: config.jwtKey,
+          jwksUrl: config.jwksUrl,
+          issuer: config.jwtIssuer,
+          audience: config.jwtAudience,
+          maxLifetimeMs: config.jwtMaxLifetimeMs,
+          singleUse: config.jwtSingleUse,
+          routes,
+        }),
+      )
+    }
     const origins = allowOrigins(config.allowedOrigins ?? [])
     const allow = config.allow ?? []
     const deny = config.deny ?? []
