@@ -58,6 +58,8 @@ export interface Config {
   readonly jwtMaxLifetimeMs: number
   readonly jwtSingleUse: boolean
   readonly maxAuthFailures: number
+  readonly tokenApi: string | undefined
+  readonly tokenApiCacheMs: number
   readonly tokenCookie: string
   readonly tokenDir: string | undefined
   readonly tokenFile: string | undefined
@@ -326,6 +328,23 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Text messages: forward their UTF-8 bytes to the target, or reject them (close 1003).',
   },
   {
+    key: 'tokenApi',
+    field: 'tokenApi',
+    flag: 'token-api',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'HTTP token API: a URL template with %s or {token} (URL-encoded token); 2xx with host:port or JSON is a hit, 404 unknown, others 4503.',
+  },
+  {
+    key: 'tokenApiCache',
+    field: 'tokenApiCacheMs',
+    flag: 'token-api-cache',
+    kind: 'seconds',
+    default: 5,
+    describe: 'Seconds a token API answer (hit or miss) is reused. 0 = ask every time.',
+  },
+  {
     key: 'tokenCookie',
     field: 'tokenCookie',
     flag: 'token-cookie',
@@ -392,6 +411,8 @@ export const DEFAULTS = {
   jwtMaxLifetimeMs: 3_600_000,
   jwtSingleUse: false,
   maxAuthFailures: 10,
+  tokenApi: undefined,
+  tokenApiCacheMs: 5000,
   tokenCookie: 'gangway_token',
   tokenDir: undefined,
   tokenFile: undefined,

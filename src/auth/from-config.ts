@@ -7,6 +7,7 @@
 import type { Config } from '../config.js'
 import { silentLogger, type Logger } from '../log.js'
 import { chainResolvers, type TargetResolver } from '../targets/index.js'
+import { httpTokenApi } from '../targets/http-api.js'
 import { jwtTokens } from '../targets/jwt.js'
 import { createTargetPolicy } from '../targets/policy.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
@@ -21,7 +22,7 @@ export interface AccessFromConfigOptions {
 
 /**
  * The access gate for `config`, or undefined when the daemon runs open (one TARGET, no origin list).
- * Resolvers are asked in this order: routes, token file, token directory, signed tokens (JWT).
+ * Resolvers are asked in this order: routes, token file, token directory, signed tokens (JWT), token API.
  * @throws {ConfigError} for a bad token file (file name and line), origin or combination.
  */
 export async function createAccessFromConfig(
@@ -47,6 +48,15 @@ export async function createAccessFromConfig(
           maxLifetimeMs: config.jwtMaxLifetimeMs,
           singleUse: config.jwtSingleUse,
           routes,
+        }),
+      )
+    }
+    if (config.tokenApi !== undefined) {
+      resolvers.push(
+        httpTokenApi({
+          url: config.tokenApi,
+          timeoutMs: config.connectTimeoutMs,
+          cacheMs: config.tokenApiCacheMs,
         }),
       )
     }
