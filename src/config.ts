@@ -62,6 +62,8 @@ export interface Config {
   readonly tokenApiCacheMs: number
   readonly tokenCookie: string
   readonly tokenDir: string | undefined
+  readonly tokenRedis: string | undefined
+  readonly tokenRedisPrefix: string | undefined
   readonly tokenFile: string | undefined
 }
 
@@ -372,6 +374,23 @@ export const OPTIONS: readonly OptionSpec[] = [
       'A websockify token file ("token: host:port" lines) or a directory of them; reloaded when it changes and on SIGHUP.',
   },
   {
+    key: 'tokenRedis',
+    field: 'tokenRedis',
+    flag: 'token-redis',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'Tokens in Redis: redis://[:password@]host[:port][/db] (or websockify host:port:db:password:namespace); the key holds host:port or JSON. Redis down = 4503.',
+  },
+  {
+    key: 'tokenRedisPrefix',
+    field: 'tokenRedisPrefix',
+    flag: 'token-redis-prefix',
+    kind: 'string',
+    default: undefined,
+    describe: 'Prefix of the Redis keys tokens are stored under (the key is prefix + token).',
+  },
+  {
     key: 'web',
     field: 'webRoot',
     flag: 'web',
@@ -415,6 +434,8 @@ export const DEFAULTS = {
   tokenApiCacheMs: 5000,
   tokenCookie: 'gangway_token',
   tokenDir: undefined,
+  tokenRedis: undefined,
+  tokenRedisPrefix: undefined,
   tokenFile: undefined,
 } as const satisfies Omit<Config, 'listen' | 'target'>
 

@@ -10,6 +10,7 @@ import { chainResolvers, type TargetResolver } from '../targets/index.js'
 import { httpTokenApi } from '../targets/http-api.js'
 import { jwtTokens } from '../targets/jwt.js'
 import { createTargetPolicy } from '../targets/policy.js'
+import { redisTokens } from '../targets/redis.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
@@ -22,7 +23,7 @@ export interface AccessFromConfigOptions {
 
 /**
  * The access gate for `config`, or undefined when the daemon runs open (one TARGET, no origin list).
- * Resolvers are asked in this order: routes, token file, token directory, signed tokens (JWT), token API.
+ * Resolvers are asked in this order: routes, token file, token directory, signed tokens (JWT), token API, Redis.
  * @throws {ConfigError} for a bad token file (file name and line), origin or combination.
  */
 export async function createAccessFromConfig(
@@ -57,6 +58,15 @@ export async function createAccessFromConfig(
           url: config.tokenApi,
           timeoutMs: config.connectTimeoutMs,
           cacheMs: config.tokenApiCacheMs,
+        }),
+      )
+    }
+    if (config.tokenRedis !== undefined) {
+      resolvers.push(
+        redisTokens({
+          source: config.tokenRedis,
+          prefix: config.tokenRedisPrefix,
+          timeoutMs: config.connectTimeoutMs,
         }),
       )
     }
