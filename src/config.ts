@@ -7,6 +7,7 @@ import { parseListen, parseTarget } from './address.js'
 import { ConfigError } from './errors.js'
 import { describeValue, parseOptionValue, type OptionValue } from './option-values.js'
 import { parseRoutes, type Routes } from './targets/routes.js'
+import { applyTokenPlugin, TOKEN_PLUGINS } from './auth/websockify-plugins.js'
 
 export * from './option-values.js'
 
@@ -57,6 +58,10 @@ export interface Config {
   readonly jwtKey: string | undefined
   readonly jwtMaxLifetimeMs: number
   readonly jwtSingleUse: boolean
+  /** How an HMAC key file is read: its bytes (default), or base64url text (websockify's JWTTokenApi). */
+  readonly jwtSecretEncoding?: 'raw' | 'base64url'
+  readonly tokenPlugin: string | undefined
+  readonly tokenSource: string | undefined
   readonly maxAuthFailures: number
   readonly tokenApi: string | undefined
   readonly tokenApiCacheMs: number
@@ -68,7 +73,10 @@ export interface Config {
 }
 
 /** `Config` fields set by options (everything but the positionals). */
-export type OptionField = Exclude<keyof Config, 'listen' | 'target' | 'routes'>
+export type OptionField = Exclude<
+  keyof Config,
+  'listen' | 'target' | 'routes' | 'jwtSecretEncoding'
+>
 
 /** The kind of value an option takes; the CLI parses flag and file values with it. */
 export type OptionKind =
@@ -374,6 +382,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'A websockify token file ("token: host:port" lines) or a directory of them; reloaded when it changes and on SIGHUP.',
   },
   {
+    key: 'tokenPlugin',
+    field: 'tokenPlugin',
+    flag: 'token-plugin',
+    kind: { choices: TOKEN_PLUGINS },
+    default: undefined,
+    describe:
+      'websockify alias, with --token-source: TokenFile/ReadOnlyTokenFile = --token-file, TokenFileName = --token-dir, JWTTokenApi = --jwt-key, TokenRedis = --token-redis, JSONTokenApi = --token-api.',
+  },
+  {
     key: 'tokenRedis',
     field: 'tokenRedis',
     flag: 'token-redis',
@@ -389,6 +406,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: undefined,
     describe: 'Prefix of the Redis keys tokens are stored under (the key is prefix + token).',
+  },
+  {
+    key: 'tokenSource',
+    field: 'tokenSource',
+    flag: 'token-source',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'websockify alias: the source of --token-plugin (a file, directory, key file, Redis source or URL).',
   },
   {
     key: 'web',
@@ -436,6 +462,8 @@ export const DEFAULTS = {
   tokenDir: undefined,
   tokenRedis: undefined,
   tokenRedisPrefix: undefined,
+  tokenPlugin: undefined,
+  tokenSource: undefined,
   tokenFile: undefined,
 } as const satisfies Omit<Config, 'listen' | 'target'>
 
@@ -501,6 +529,7 @@ export function resolveOptions(input: ResolveInput): ResolvedOptions {
       options[spec.field] = withPrefix(`--${spec.flag}`, spec.kind, fromFlag, cwd)
     }
   }
+  Object.assign(options, applyTokenPlugin(options, cwd))
   // File addresses are validated even when a positional overrides them, like every other file value.
   const fileListen = fileAddress(file, 'listen', inFile)
   const fileTarget = fileAddress(file, 'target', inFile)
@@ -526,7 +555,12 @@ export function hasTokenSource(options: Omit<Config, 'listen' | 'target'>): bool
   return (
     (options.routes?.size ?? 0) > 0 ||
     options.tokenFile !== undefined ||
-    options.tokenDir !== undefined
+    options.tokenDir !== undefined ||
+    options.jwtKey !== undefined ||
+    options.jwksUrl !== undefined ||
+    options.tokenApi !== undefined ||
+    options.tokenRedis !== undefined ||
+    options.clientTargets
   )
 }
 

@@ -49,6 +49,7 @@ export async function createAccessFromConfig(
           maxLifetimeMs: config.jwtMaxLifetimeMs,
           singleUse: config.jwtSingleUse,
           routes,
+          base64urlSecret: config.jwtSecretEncoding === 'base64url',
         }),
       )
     }
