@@ -7,6 +7,7 @@ import { parseListen, parseTarget } from './address.js'
 import { ConfigError } from './errors.js'
 import { describeValue, parseOptionValue, type OptionValue } from './option-values.js'
 import { parseRoutes, type Routes } from './targets/routes.js'
+import { applyTokenPlugin, TOKEN_PLUGINS } from './auth/websockify-plugins.js'
 
 export * from './option-values.js'
 
@@ -66,16 +67,36 @@ export interface Config {
   readonly workers: number
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
+  readonly allow: readonly string[] | undefined
   readonly allowedOrigins: readonly string[] | undefined
+  readonly clientTargets: boolean
+  readonly deny: readonly string[] | undefined
   readonly hostToken: boolean
+  readonly jwksUrl: string | undefined
+  readonly jwtAudience: string | undefined
+  readonly jwtIssuer: string | undefined
+  readonly jwtKey: string | undefined
+  readonly jwtMaxLifetimeMs: number
+  readonly jwtSingleUse: boolean
+  /** How an HMAC key file is read: its bytes (default), or base64url text (websockify's JWTTokenApi). */
+  readonly jwtSecretEncoding?: 'raw' | 'base64url'
+  readonly tokenPlugin: string | undefined
+  readonly tokenSource: string | undefined
   readonly maxAuthFailures: number
+  readonly tokenApi: string | undefined
+  readonly tokenApiCacheMs: number
   readonly tokenCookie: string
   readonly tokenDir: string | undefined
+  readonly tokenRedis: string | undefined
+  readonly tokenRedisPrefix: string | undefined
   readonly tokenFile: string | undefined
 }
 
 /** `Config` fields set by options (everything but the positionals). */
-export type OptionField = Exclude<keyof Config, 'listen' | 'target' | 'routes'>
+export type OptionField = Exclude<
+  keyof Config,
+  'listen' | 'target' | 'routes' | 'jwtSecretEncoding'
+>
 
 /** The kind of value an option takes; the CLI parses flag and file values with it. */
 export type OptionKind =
@@ -122,6 +143,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'File holding the admin token that enables the admin API and the live status page on --admin (or set GANGWAY_ADMIN_TOKEN).',
   },
   {
+    key: 'allow',
+    field: 'allow',
+    flag: 'allow',
+    kind: 'list',
+    default: undefined,
+    describe:
+      'Target policy rule (repeatable): HOST, *.DOMAIN, IP or CIDR, with :PORT or :FROM-TO (10.0.0.0/8:5900-5999, db.internal:5432), or unix:/dir. Applies to targets not from routes or token files.',
+  },
+  {
     key: 'allowedOrigins',
     field: 'allowedOrigins',
     flag: 'allowed-origins',
@@ -140,6 +170,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'PEM certificate (chain) to serve wss:. Reloaded when the file changes and on SIGHUP, without dropping live tunnels.',
   },
   {
+    key: 'clientTargets',
+    field: 'clientTargets',
+    flag: 'client-targets',
+    kind: 'boolean',
+    default: false,
+    describe:
+      'Let clients name their target with ?address=host:port or ?target= (needs allow rules; every such target is checked).',
+  },
+  {
     key: 'compress',
     field: 'compress',
     flag: 'compress',
@@ -156,6 +195,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 10,
     describe:
       'Seconds to establish the TCP connection to the target (all resolved addresses, happy eyeballs).',
+  },
+  {
+    key: 'deny',
+    field: 'deny',
+    flag: 'deny',
+    kind: 'list',
+    default: undefined,
+    describe:
+      'Target policy rule that forbids what it matches, even when an allow rule matches (repeatable).',
   },
   {
     key: 'drainTimeout',
@@ -208,6 +256,56 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 0,
     describe:
       'Close a tunnel with 4408 after this many seconds without payload in either direction. 0 = off.',
+  },
+  {
+    key: 'jwksUrl',
+    field: 'jwksUrl',
+    flag: 'jwks-url',
+    kind: 'string',
+    default: undefined,
+    describe: 'Verify signed tokens (JWT) with the keys of this JWKS URL (RS256, ES256, EdDSA).',
+  },
+  {
+    key: 'jwtAudience',
+    field: 'jwtAudience',
+    flag: 'jwt-audience',
+    kind: 'string',
+    default: undefined,
+    describe: 'Signed tokens must carry this aud claim.',
+  },
+  {
+    key: 'jwtIssuer',
+    field: 'jwtIssuer',
+    flag: 'jwt-issuer',
+    kind: 'string',
+    default: undefined,
+    describe: 'Signed tokens must carry this iss claim.',
+  },
+  {
+    key: 'jwtKey',
+    field: 'jwtKey',
+    flag: 'jwt-key',
+    kind: 'path',
+    default: undefined,
+    describe:
+      'Verify signed tokens (JWT) with this key file: an HMAC secret (HS256, 32 bytes or more), a PEM key or certificate (RS256, ES256, EdDSA), or a JWK/JWKS file.',
+  },
+  {
+    key: 'jwtMaxLifetime',
+    field: 'jwtMaxLifetimeMs',
+    flag: 'jwt-max-lifetime',
+    kind: 'seconds',
+    default: 3600,
+    describe:
+      'Longest lifetime a signed token may have: its exp (required) at most this many seconds ahead.',
+  },
+  {
+    key: 'jwtSingleUse',
+    field: 'jwtSingleUse',
+    flag: 'jwt-single-use',
+    kind: 'boolean',
+    default: false,
+    describe: 'Each signed token opens one tunnel: its jti is required and a replay gets 4401.',
   },
   {
     key: 'key',
@@ -339,6 +437,23 @@ export const OPTIONS: readonly OptionSpec[] = [
     describe: 'Oldest TLS version the listener accepts.',
   },
   {
+    key: 'tokenApi',
+    field: 'tokenApi',
+    flag: 'token-api',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'HTTP token API: a URL template with %s or {token} (URL-encoded token); 2xx with host:port or JSON is a hit, 404 unknown, others 4503.',
+  },
+  {
+    key: 'tokenApiCache',
+    field: 'tokenApiCacheMs',
+    flag: 'token-api-cache',
+    kind: 'seconds',
+    default: 5,
+    describe: 'Seconds a token API answer (hit or miss) is reused. 0 = ask every time.',
+  },
+  {
     key: 'tokenCookie',
     field: 'tokenCookie',
     flag: 'token-cookie',
@@ -364,6 +479,41 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: undefined,
     describe:
       'A websockify token file ("token: host:port" lines) or a directory of them; reloaded when it changes and on SIGHUP.',
+  },
+  {
+    key: 'tokenPlugin',
+    field: 'tokenPlugin',
+    flag: 'token-plugin',
+    kind: { choices: TOKEN_PLUGINS },
+    default: undefined,
+    describe:
+      'websockify alias, with --token-source: TokenFile/ReadOnlyTokenFile = --token-file, TokenFileName = --token-dir, JWTTokenApi = --jwt-key, TokenRedis = --token-redis, JSONTokenApi = --token-api.',
+  },
+  {
+    key: 'tokenRedis',
+    field: 'tokenRedis',
+    flag: 'token-redis',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'Tokens in Redis: redis://[:password@]host[:port][/db] (or websockify host:port:db:password:namespace); the key holds host:port or JSON. Redis down = 4503.',
+  },
+  {
+    key: 'tokenRedisPrefix',
+    field: 'tokenRedisPrefix',
+    flag: 'token-redis-prefix',
+    kind: 'string',
+    default: undefined,
+    describe: 'Prefix of the Redis keys tokens are stored under (the key is prefix + token).',
+  },
+  {
+    key: 'tokenSource',
+    field: 'tokenSource',
+    flag: 'token-source',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'websockify alias: the source of --token-plugin (a file, directory, key file, Redis source or URL).',
   },
   {
     key: 'trustProxy',
@@ -422,11 +572,26 @@ export const DEFAULTS = {
   workers: 1,
   logLevel: 'info',
   logFormat: 'auto',
+  allow: undefined,
   allowedOrigins: undefined,
+  clientTargets: false,
+  deny: undefined,
   hostToken: false,
+  jwksUrl: undefined,
+  jwtAudience: undefined,
+  jwtIssuer: undefined,
+  jwtKey: undefined,
+  jwtMaxLifetimeMs: 3_600_000,
+  jwtSingleUse: false,
   maxAuthFailures: 10,
+  tokenApi: undefined,
+  tokenApiCacheMs: 5000,
   tokenCookie: 'gangway_token',
   tokenDir: undefined,
+  tokenRedis: undefined,
+  tokenRedisPrefix: undefined,
+  tokenPlugin: undefined,
+  tokenSource: undefined,
   tokenFile: undefined,
 } as const satisfies Omit<Config, 'listen' | 'target'>
 
@@ -492,6 +657,7 @@ export function resolveOptions(input: ResolveInput): ResolvedOptions {
       options[spec.field] = withPrefix(`--${spec.flag}`, spec.kind, fromFlag, cwd)
     }
   }
+  Object.assign(options, applyTokenPlugin(options, cwd))
   // File addresses are validated even when a positional overrides them, like every other file value.
   const fileListen = fileAddress(file, 'listen', inFile)
   const fileTarget = fileAddress(file, 'target', inFile)
@@ -517,7 +683,12 @@ export function hasTokenSource(options: Omit<Config, 'listen' | 'target'>): bool
   return (
     (options.routes?.size ?? 0) > 0 ||
     options.tokenFile !== undefined ||
-    options.tokenDir !== undefined
+    options.tokenDir !== undefined ||
+    options.jwtKey !== undefined ||
+    options.jwksUrl !== undefined ||
+    options.tokenApi !== undefined ||
+    options.tokenRedis !== undefined ||
+    options.clientTargets
   )
 }
 

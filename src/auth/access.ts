@@ -83,6 +83,9 @@ export function createAccess(options: AccessOptions): Access {
       'a TARGET cannot be combined with tokens: to require a token for one target, make it a route with "tokens"',
     )
   }
+  if (options.clientTargets && options.fixedTarget !== undefined) {
+    throw new ConfigError('clientTargets cannot be combined with a TARGET')
+  }
   if (options.clientTargets && options.policy === undefined) {
     throw new ConfigError('clientTargets needs a target policy (at least one --allow rule)')
   }

@@ -7,6 +7,10 @@
 import type { Config } from '../config.js'
 import { silentLogger, type Logger } from '../log.js'
 import { chainResolvers, type TargetResolver } from '../targets/index.js'
+import { httpTokenApi } from '../targets/http-api.js'
+import { jwtTokens } from '../targets/jwt.js'
+import { createTargetPolicy } from '../targets/policy.js'
+import { redisTokens } from '../targets/redis.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
@@ -19,7 +23,7 @@ export interface AccessFromConfigOptions {
 
 /**
  * The access gate for `config`, or undefined when the daemon runs open (one TARGET, no origin list).
- * Resolvers are asked in this order: routes, token file, token directory.
+ * Resolvers are asked in this order: routes, token file, token directory, signed tokens (JWT), token API, Redis.
  * @throws {ConfigError} for a bad token file (file name and line), origin or combination.
  */
 export async function createAccessFromConfig(
@@ -35,15 +39,57 @@ export async function createAccessFromConfig(
       resolvers.push(await tokenFile({ path: config.tokenFile, watch: true, logger }))
     }
     if (config.tokenDir !== undefined) resolvers.push(await tokenDir({ path: config.tokenDir }))
+    if (config.jwtKey !== undefined || config.jwksUrl !== undefined) {
+      resolvers.push(
+        await jwtTokens({
+          keyFile: config.jwtKey,
+          jwksUrl: config.jwksUrl,
+          issuer: config.jwtIssuer,
+          audience: config.jwtAudience,
+          maxLifetimeMs: config.jwtMaxLifetimeMs,
+          singleUse: config.jwtSingleUse,
+          routes,
+          base64urlSecret: config.jwtSecretEncoding === 'base64url',
+        }),
+      )
+    }
+    if (config.tokenApi !== undefined) {
+      resolvers.push(
+        httpTokenApi({
+          url: config.tokenApi,
+          timeoutMs: config.connectTimeoutMs,
+          cacheMs: config.tokenApiCacheMs,
+        }),
+      )
+    }
+    if (config.tokenRedis !== undefined) {
+      resolvers.push(
+        redisTokens({
+          source: config.tokenRedis,
+          prefix: config.tokenRedisPrefix,
+          timeoutMs: config.connectTimeoutMs,
+        }),
+      )
+    }
     const origins = allowOrigins(config.allowedOrigins ?? [])
-    if (resolvers.length === 0 && origins.open && config.target !== undefined) return undefined
+    const allow = config.allow ?? []
+    const deny = config.deny ?? []
+    const policy =
+      allow.length + deny.length === 0 ? undefined : createTargetPolicy({ allow, deny })
+    if (
+      resolvers.length === 0 &&
+      origins.open &&
+      !config.clientTargets &&
+      config.target !== undefined
+    )
+      return undefined
     return createAccess({
       resolver: resolvers.length === 0 ? undefined : chainResolvers(resolvers),
       fixedTarget: config.target,
-      policy: undefined,
+      policy,
       origins,
       sources: { cookieName: config.tokenCookie, hostToken: config.hostToken },
-      clientTargets: false,
+      clientTargets: config.clientTargets,
       maxAuthFailures: config.maxAuthFailures,
       connectTimeoutMs: config.connectTimeoutMs,
     })

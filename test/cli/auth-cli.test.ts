@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDisposer } from '../helpers/disposer.js'
-import { runGangway } from './gangway-process.js'
+import { runGangway, spawnGangway } from './gangway-process.js'
 
 const disposer = createDisposer()
 afterEach(() => disposer.run())
@@ -36,5 +36,23 @@ describe('gangway with tokens', () => {
     ])
     expect(code).toBe(2)
     expect(stderr).toEqual([expect.stringMatching(/TARGET cannot be combined with tokens.*route/)])
+  })
+})
+
+describe('websockify token flags', () => {
+  it('accepts --token-plugin TokenFile --token-source FILE --host-token as websockify does', async () => {
+    const dir = await tempDir()
+    const file = join(dir, 'tokens')
+    await writeFile(file, 'vnc: 127.0.0.1:5900\n')
+    const proc = spawnGangway(disposer, [
+      '--token-plugin',
+      'TokenFile',
+      '--token-source',
+      file,
+      '--host-token',
+      '127.0.0.1:0',
+    ])
+    const listening = await proc.waitForLog((r) => r.msg === 'listening')
+    expect(listening['tokenFile']).toBe(file)
   })
 })

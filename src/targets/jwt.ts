@@ -1,0 +1,224 @@
+/**
+ * @module targets/jwt
+ * Signed tokens (JWT, verified with `jose`): self-contained, no shared store. The key is an HMAC secret
+ * (HS256), a PEM public key, certificate or private key (RS256, ES256, EdDSA), a JWK or JWKS file, or a JWKS
+ * URL. The algorithm follows the key type, so an HMAC-with-a-public-key confusion cannot happen. Claims:
+ * `target` (`host:port`, `[v6]:port`, `unix:/path` or a route name) or websockify's `host` + `port`; `exp`
+ * required and at most `maxLifetimeMs` away; `nbf`, `aud`, `iss`; single use by `jti`; per-token
+ * `maxConnections` and `idleTimeout`. Any verification failure is "no such token" (4401); only a JWKS URL
+ * that cannot be fetched is an outage (4503).
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  errors as joseErrors,
+  importJWK,
+  jwtVerify,
+  type JWK,
+  type JWTPayload,
+  type JWTVerifyGetKey,
+} from 'jose'
+import { parseTarget } from '../address.js'
+import type { Target } from '../config.js'
+import { ConfigError } from '../errors.js'
+import type { Resolution, RouteOptions, TargetResolver } from './index.js'
+import { routeResolution, type Routes } from './routes.js'
+
+const ASYMMETRIC = ['RS256', 'ES256', 'EdDSA']
+/** Clock skew tolerated on `exp` and `nbf`. */
+const CLOCK_TOLERANCE_S = 5
+/** HS256 secrets shorter than the hash are brute-forceable (RFC 7518 3.2). */
+const MIN_SECRET_BYTES = 32
+const JWKS_TIMEOUT_MS = 5_000
+
+export interface JwtOptions {
+  /** Key file: HMAC secret, PEM key or certificate, JWK or JWKS (JSON). */
+  readonly keyFile?: string | undefined
+  /** JWKS URL (fetched with a timeout, cached by jose). */
+  readonly jwksUrl?: string | undefined
+  readonly issuer?: string | undefined
+  readonly audience?: string | undefined
+  /** Longest accepted lifetime: `exp` at most this far from now (and from `iat`). */
+  readonly maxLifetimeMs: number
+  /** Refuse a second use of the same `jti` (then `jti` is required). */
+  readonly singleUse: boolean
+  /** Routes a `target` claim may name. */
+  readonly routes?: Routes | undefined
+  /** websockify JWTTokenApi compatibility: the key file's text is a base64url HMAC secret. */
+  readonly base64urlSecret?: boolean
+  readonly now?: () => number
+}
+
+type Key =
+  | { kind: 'secret'; key: Uint8Array }
+  | { kind: 'public'; key: KeyObject | Exclude<Awaited<ReturnType<typeof importJWK>>, Uint8Array> }
+  | { kind: 'set'; get: JWTVerifyGetKey; remote: boolean }
+
+/** @throws {ConfigError} when the key cannot be read or used. */
+export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
+  const key = await loadKey(options)
+  const now = options.now ?? Date.now
+  const seen = new Map<string, number>() // jti → exp (ms)
+  const algorithms = key.kind === 'secret' ? ['HS256'] : ASYMMETRIC
+
+  function forget(at: number): void {
+    for (const [jti, exp] of seen) if (exp <= at) seen.delete(jti)
+  }
+
+  return {
+    name: 'jwt',
+    async resolve(token): Promise<Resolution | null> {
+      let payload: JWTPayload
+      try {
+        const verifyOptions = {
+          algorithms,
+          requiredClaims: ['exp'],
+          clockTolerance: CLOCK_TOLERANCE_S,
+          currentDate: new Date(now()),
+          ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
+          ...(options.audience === undefined ? {} : { audience: options.audience }),
+        }
+        const result =
+          key.kind === 'set'
+            ? await jwtVerify(token, key.get, verifyOptions)
+            : await jwtVerify(token, key.key, verifyOptions)
+        payload = result.payload
+      } catch (err) {
+        if (key.kind === 'set' && key.remote && isFetchFailure(err)) throw err
+        return null
+      }
+      const at = now()
+      const expMs = (payload.exp ?? 0) * 1000
+      if (expMs - at > options.maxLifetimeMs) return null
+      if (payload.iat !== undefined && expMs - payload.iat * 1000 > options.maxLifetimeMs)
+        return null
+      const resolved = resolveClaims(payload, options.routes)
+      if (resolved === undefined) return null
+      if (options.singleUse) {
+        if (typeof payload.jti !== 'string' || payload.jti === '') return null
+        forget(at)
+        if (seen.has(payload.jti)) return null
+        seen.set(payload.jti, expMs + CLOCK_TOLERANCE_S * 1000)
+      }
+      const limits = claimLimits(payload)
+      return {
+        ...resolved,
+        options: { ...resolved.options, ...limits },
+        limitKey: typeof payload.jti === 'string' ? `jti:${payload.jti}` : undefined,
+        label: resolved.label ?? 'jwt',
+      }
+    },
+  }
+}
+
+function resolveClaims(payload: JWTPayload, routes: Routes | undefined): Resolution | undefined {
+  const claim = payload['target']
+  if (typeof claim === 'string') {
+    const route = routes?.get(claim)
+    if (route !== undefined) return routeResolution(route)
+    return asTarget(() => parseTarget(claim))
+  }
+  // websockify's JWTTokenApi claims
+  const host = payload['host']
+  const port = payload['port']
+  if (typeof host === 'string' && (typeof port === 'number' || typeof port === 'string')) {
+    return asTarget(() =>
+      parseTarget(
+        host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`,
+      ),
+    )
+  }
+  return undefined
+}
+
+function asTarget(parse: () => Target): Resolution | undefined {
+  try {
+    return { target: parse(), trusted: false }
+  } catch {
+    return undefined
+  }
+}
+
+function claimLimits(payload: JWTPayload): RouteOptions {
+  const limits: { maxConnections?: number; idleTimeoutMs?: number } = {}
+  const max = payload['maxConnections']
+  if (typeof max === 'number' && Number.isSafeInteger(max) && max > 0) limits.maxConnections = max
+  const idle = payload['idleTimeout']
+  if (typeof idle === 'number' && idle >= 0 && idle < 2 ** 31 / 1000)
+    limits.idleTimeoutMs = Math.round(idle * 1000)
+  return limits
+}
+
+function isFetchFailure(err: unknown): boolean {
+  return (
+    err instanceof joseErrors.JWKSTimeout ||
+    (err instanceof Error && !(err instanceof joseErrors.JOSEError)) ||
+    err instanceof joseErrors.JWKSInvalid
+  )
+}
+
+async function loadKey(options: JwtOptions): Promise<Key> {
+  if (options.jwksUrl !== undefined) {
+    let url: URL
+    try {
+      url = new URL(options.jwksUrl)
+    } catch {
+      throw new ConfigError(`jwksUrl: not a URL: ${JSON.stringify(options.jwksUrl)}`)
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw new ConfigError('jwksUrl: expected an http(s) URL')
+    }
+    return {
+      kind: 'set',
+      get: createRemoteJWKSet(url, { timeoutDuration: JWKS_TIMEOUT_MS }),
+      remote: true,
+    }
+  }
+  const file = options.keyFile
+  if (file === undefined) throw new ConfigError('jwt: a key file or a JWKS URL is needed')
+  const bad = (why: string): never => {
+    throw new ConfigError(`jwt key ${file}: ${why}`)
+  }
+  const bytes = await readFile(file).catch((err: NodeJS.ErrnoException) =>
+    bad(`cannot read it (${err.code ?? err.message})`),
+  )
+  const text = bytes.toString('utf8').trim()
+  if (options.base64urlSecret === true && !text.startsWith('-----') && !text.startsWith('{')) {
+    return secret(Buffer.from(text, 'base64url'), bad)
+  }
+  if (text.startsWith('{')) {
+    let json: { keys?: unknown; kty?: unknown }
+    try {
+      json = JSON.parse(text) as { keys?: unknown }
+    } catch {
+      return bad('not valid JSON')
+    }
+    if (Array.isArray(json.keys)) {
+      return { kind: 'set', get: createLocalJWKSet(json as { keys: JWK[] }), remote: false }
+    }
+    if (json.kty === 'oct')
+      return bad('symmetric JWKs are not supported: put the secret in the file as it is')
+    const imported = await importJWK(json as JWK, undefined).catch(() => bad('not a usable JWK'))
+    if (imported instanceof Uint8Array) return bad('not an asymmetric JWK')
+    return { kind: 'public', key: imported }
+  }
+  if (text.startsWith('-----BEGIN')) {
+    try {
+      return { kind: 'public', key: createPublicKey(text) }
+    } catch {
+      return bad('not a PEM public key, certificate or private key')
+    }
+  }
+  // An HMAC secret, used as the file's bytes (one trailing newline removed).
+  return secret(
+    bytes.subarray(0, bytes.length - (/\r?\n$/.exec(bytes.toString('latin1'))?.[0].length ?? 0)),
+    bad,
+  )
+}
+
+function secret(key: Uint8Array, bad: (why: string) => never): Key {
+  if (key.length < MIN_SECRET_BYTES) bad(`an HMAC secret needs at least ${MIN_SECRET_BYTES} bytes`)
+  return { kind: 'secret', key }
+}
