@@ -117,6 +117,48 @@ const COMMANDS: readonly CommandSpec[] = [
     run: runClient,
   },
   {
+    command: 'token',
+    describe:
+      "Mint a signed token (JWT) for the daemon's --jwt-key: prints only the token, for scripts.",
+    builder: (y) =>
+      y
+        .option('key', {
+          type: 'string',
+          describe:
+            'The key file the daemon uses with --jwt-key: an HMAC secret, or a PEM private key.',
+        })
+        .option('target', {
+          type: 'string',
+          describe: 'What the token opens: host:port or unix:/path.',
+        })
+        .option('route', { type: 'string', describe: 'Or the name of a configured route.' })
+        .option('ttl', {
+          type: 'string',
+          describe: 'Seconds until the token expires. Default: 300.',
+        })
+        .option('single-use', {
+          type: 'boolean',
+          describe: 'Add a jti: a daemon with --jwt-single-use refuses a second use.',
+        })
+        .option('max-connections', {
+          type: 'string',
+          describe: 'Tunnels this token may hold at once.',
+        })
+        .option('idle-timeout', {
+          type: 'string',
+          describe: 'Seconds without payload before its tunnels close.',
+        })
+        .option('audience', {
+          type: 'string',
+          describe: "aud claim (match the daemon's --jwt-audience).",
+        })
+        .option('issuer', {
+          type: 'string',
+          describe: "iss claim (match the daemon's --jwt-issuer).",
+        }),
+    run: runToken,
+  },
+  {
     command: 'replay <FILE>',
     describe:
       'Print a session recording made with --record, or re-send its client side to a target with --to.',
@@ -437,6 +479,61 @@ async function runClient(args: Args): Promise<number> {
   } finally {
     stop.dispose()
   }
+}
+
+async function runToken(args: Args): Promise<number> {
+  const { mintToken } = await import('./token.js')
+  const text = (name: string): string | undefined => {
+    const value = args[name]
+    if (value === undefined) return undefined
+    if (typeof value !== 'string' || value === '')
+      throw new ConfigError(`--${name}: expected a value`)
+    return value
+  }
+  const keyFile = text('key')
+  if (keyFile === undefined)
+    throw new ConfigError("token: --key is required (the daemon's --jwt-key file)")
+  const target = text('target')
+  const route = text('route')
+  if ((target === undefined) === (route === undefined)) {
+    throw new ConfigError('token: give exactly one of --target and --route')
+  }
+  if (target !== undefined) parseTarget(target, { label: '--target' })
+  const ttl = text('ttl')
+  const maxConnections = text('max-connections')
+  const idleTimeout = text('idle-timeout')
+  const token = await mintToken({
+    keyFile,
+    target: (target ?? route)!,
+    ttlSeconds: ttl === undefined ? 300 : parseSeconds(ttl, '--ttl'),
+    singleUse: args['single-use'] === true,
+    maxConnections: maxConnections === undefined ? undefined : parsePositiveCount(maxConnections),
+    idleTimeoutSeconds:
+      idleTimeout === undefined ? undefined : parseSeconds(idleTimeout, '--idle-timeout'),
+    audience: text('audience'),
+    issuer: text('issuer'),
+  })
+  process.stdout.write(token + '\n')
+  return EXIT_OK
+}
+
+function parseSeconds(value: string, label: string): number {
+  const n = Number(value)
+  if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
+    throw new ConfigError(
+      `${label}: expected a positive number of seconds, got ${JSON.stringify(value)}`,
+    )
+  }
+  return n
+}
+
+function parsePositiveCount(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) {
+    throw new ConfigError(
+      `--max-connections: expected a positive whole number, got ${JSON.stringify(value)}`,
+    )
+  }
+  return Number(value)
 }
 
 async function runReplay(args: Args): Promise<number> {
