@@ -30,8 +30,12 @@ export interface ClientOptions {
   insecure: boolean
 }
 
-/** A WebSocket class carrying the client's headers and TLS settings, for the adapter to construct. */
-function webSocketClass(options: ClientOptions): unknown {
+/**
+ * A WebSocket class carrying the client's headers and TLS settings, for the adapter to construct. It
+ * reports the socket's own first error (a TLS or DNS failure, an HTTP refusal) to `onError`: the adapter
+ * only sees that the connection failed, and the user needs to know why.
+ */
+function webSocketClass(options: ClientOptions, onError: (err: Error) => void): unknown {
   const headers: Record<string, string> =
     options.token !== undefined && options.tokenIn === 'header'
       ? { Authorization: `Bearer ${options.token}` }
@@ -45,24 +49,75 @@ function webSocketClass(options: ClientOptions): unknown {
         rejectUnauthorized: !options.insecure,
       }
       super(url, protocols, { headers, perMessageDeflate: false, ...(tls as object) })
+      this.once('error', onError)
     }
   }
 }
 
+export interface OpenedTunnel {
+  tunnel: TunnelNetSocket
+  /** The WebSocket's own error, if it failed before or while opening. */
+  socketError(): Error | undefined
+}
+
 /** Opens one tunnel, as a connecting `net.Socket`-like Duplex. */
-export function openTunnel(options: ClientOptions): TunnelNetSocket {
-  return connectNet({
+export function openTunnel(options: ClientOptions): OpenedTunnel {
+  let socketError: Error | undefined
+  const tunnel = connectNet({
     url: options.url,
     token: options.tokenIn === 'subprotocol' ? options.token : undefined,
     address: options.target ?? '',
     allowHalfOpen: true,
-    WebSocket: webSocketClass(options) as never,
+    WebSocket: webSocketClass(options, (err) => (socketError ??= err)) as never,
   })
+  return { tunnel, socketError: () => socketError }
 }
 
-/** What went wrong, in one line a person can act on (`opened`: whether the tunnel was ever up). */
-export function explain(err: unknown, options: ClientOptions, opened = true): string {
+const HTTP_REFUSALS: Record<string, number> = {
+  '401': 4401,
+  '403': 4403,
+  '429': 4429,
+  '502': 4502,
+  '503': 4503,
+  '504': 4504,
+}
+
+/**
+ * What went wrong, in one line a person can act on. `opened`: whether the tunnel was ever up;
+ * `socketError`: the WebSocket's own error, which names TLS, DNS and HTTP failures.
+ */
+export function explain(
+  err: unknown,
+  options: ClientOptions,
+  opened = true,
+  socketError?: Error,
+): string {
   const e = err as { closeCode?: number; code?: string; message?: string; tunnelCode?: string }
+  if (!opened && socketError !== undefined) {
+    const status = /Unexpected server response: (\d{3})/.exec(socketError.message)?.[1]
+    if (status !== undefined && HTTP_REFUSALS[status] !== undefined) {
+      return explain({ closeCode: HTTP_REFUSALS[status] }, options).replace(
+        /\((\d{4})\)/,
+        `(HTTP ${status})`,
+      )
+    }
+    const code = (socketError as NodeJS.ErrnoException).code
+    if (
+      /certificate|self[- ]signed|CERT_|unable to verify|altnames/i.test(
+        `${code ?? ''} ${socketError.message}`,
+      )
+    ) {
+      return `TLS: ${socketError.message} (trust its CA with --ca FILE, or --insecure in a lab)`
+    }
+    if (
+      code === 'ECONNREFUSED' ||
+      code === 'ENOTFOUND' ||
+      code === 'EAI_AGAIN' ||
+      code === 'ETIMEDOUT'
+    ) {
+      return `cannot reach the gateway at ${options.url} (${code})`
+    }
+  }
   switch (e.closeCode) {
     case 4401:
       return `token rejected (4401): check ${options.token === undefined ? 'that you give --token, --token-file or GANGWAY_TOKEN' : 'the token'}`
@@ -148,17 +203,19 @@ export async function startClientListener(
       const id = ++lastId
       sockets.add(local)
       local.once('close', () => sockets.delete(local))
-      const tunnel = openTunnel(options)
+      const opened = openTunnel(options)
+      const tunnel = opened.tunnel
       tunnel.once('connect', () =>
         logger.info('tunnel open', { conn: id, local: local.remoteAddress }),
       )
-      void relay(local, tunnel, (err) => logger.warn(explain(err, options), { conn: id })).then(
-        () =>
-          logger.info('tunnel closed', {
-            conn: id,
-            up: tunnel.bytesWritten,
-            down: tunnel.bytesRead,
-          }),
+      const onError = (err: unknown, wasOpen: boolean): void =>
+        logger.warn(explain(err, options, wasOpen, opened.socketError()), { conn: id })
+      void relay(local, tunnel, onError).then(() =>
+        logger.info('tunnel closed', {
+          conn: id,
+          up: tunnel.bytesWritten,
+          down: tunnel.bytesRead,
+        }),
       )
     },
   )
@@ -185,11 +242,12 @@ export async function runStdio(
   options: ClientOptions,
   stderr: NodeJS.WritableStream,
 ): Promise<number> {
-  const tunnel = openTunnel(options)
+  const opened = openTunnel(options)
+  const tunnel = opened.tunnel
   let failure: string | undefined
   const stdio = duplexOf(process.stdin, process.stdout)
-  await relay(stdio, tunnel, (err, opened) => {
-    failure = explain(err, options, opened)
+  await relay(stdio, tunnel, (err, wasOpen) => {
+    failure = explain(err, options, wasOpen, opened.socketError())
   })
   if (failure === undefined) return 0
   stderr.write(`gangway client: ${failure}\n`)

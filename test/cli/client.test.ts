@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { BIN, portOf, spawnGangway } from './gangway-process.js'
+import { makeCert } from '../helpers/certs.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -84,8 +85,37 @@ describe('gangway client --stdio', () => {
     const result = await stdioClient(['--url', `ws://127.0.0.1:${port}/`], Buffer.from('x'))
     expect(result.code).toBe(1)
     expect(result.stderr).toEqual([
-      `gangway client: cannot reach the gateway at ws://127.0.0.1:${port}/ (is it running, and is the URL right?)`,
+      `gangway client: cannot reach the gateway at ws://127.0.0.1:${port}/ (ECONNREFUSED)`,
     ])
+  })
+})
+
+describe('gangway client over wss:', () => {
+  it('trusts the gateway with --ca, explains an untrusted certificate, and --insecure skips the check', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gangway-client-tls-'))
+    d.add(() => rm(dir, { recursive: true, force: true }))
+    const cert = await makeCert(dir, 'gateway')
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port), {
+      tlsCert: cert.cert,
+      tlsKey: cert.key,
+    })
+    expect(server.url()).toMatch(/^wss:/)
+    const trusted = await stdioClient(
+      ['--url', server.url(), '--ca', cert.cert],
+      Buffer.from('over tls'),
+    )
+    expect(trusted).toMatchObject({ code: 0, stderr: [] })
+    expect(trusted.stdout.toString()).toBe('over tls')
+    const untrusted = await stdioClient(['--url', server.url()], Buffer.from('x'))
+    expect(untrusted.code).toBe(1)
+    expect(untrusted.stderr).toHaveLength(1)
+    expect(untrusted.stderr[0]).toMatch(
+      /^gangway client: (TLS: .*\(trust its CA with --ca FILE, or --insecure in a lab\)|cannot reach the gateway)/,
+    )
+    const insecure = await stdioClient(['--url', server.url(), '--insecure'], Buffer.from('lab'))
+    expect(insecure.stdout.toString()).toBe('lab')
   })
 })
 
