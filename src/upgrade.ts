@@ -73,6 +73,10 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     socket.on('error', socketOnEarlyError)
     const id = ctx.nextId()
     const client = clientAddress(req)
+    // Declared before the first refusal: refuse() reads them.
+    let admission: Admission | undefined
+    let refusalFields: Record<string, unknown> = {}
+    let targetText = fixedTarget === undefined ? undefined : describeTarget(fixedTarget)
 
     const invalid = handshakeProblem(req)
     if (invalid !== undefined) {
@@ -101,9 +105,6 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     socket.once('end', socketOnCloseWhileDialing)
     socket.once('close', socketOnCloseWhileDialing)
     ctx.dialStarted()
-    let admission: Admission | undefined
-    let refusalFields: Record<string, unknown> = {}
-    let targetText = fixedTarget === undefined ? undefined : describeTarget(fixedTarget)
     admit().then(admitOnDone, dialOnFailure)
 
     function admit(): Promise<Admission | Refusal> {
