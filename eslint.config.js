@@ -51,7 +51,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'scripts/**/*.ts', 'bin/*.js'],
+    files: ['test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'bin/*.js'],
     rules: {
       'no-console': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
