@@ -16,13 +16,14 @@ export type Job =
   | { scenario: 'upload' | 'download'; proto: Proto; port: number; bytes: number; parallel: number }
   | { scenario: 'latency'; proto: Proto; port: number; roundTrips: number; warmup: number }
   | { scenario: 'connrate'; proto: Proto; port: number; durationMs: number; parallel: number }
-  | { scenario: 'idle'; proto: Proto; port: number; count: number }
-  | { scenario: 'slow'; proto: Proto; port: number; bytes: number }
+  | { scenario: 'idle'; proto: Proto; port: number; count: number; warmUp: number }
+  | { scenario: 'slow'; proto: Proto; port: number; bytes: number; count: number }
 
 /** Bytes the client keeps queued on a connection before it waits (its own backpressure). */
 const CLIENT_HWM_BYTES = 1024 * 1024
 const PAYLOAD = randomFillSync(Buffer.alloc(CHUNK_BYTES))
 const PING = PAYLOAD.subarray(0, 64)
+const WARM_UP_BYTES = 64 * 1024 * 1024
 
 interface Conn {
   /** Queues bytes; false when the caller should wait for `drained()`. */
@@ -156,6 +157,59 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>) {
   return { p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999), roundTrips: job.roundTrips }
 }
 
+const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
+
+/** A client-to-server frame (FIN, binary or close), masked with MASK; payloads under 126 bytes. */
+function maskedFrame(opcode: number, payload: Buffer): Buffer {
+  const frame = Buffer.alloc(6 + payload.length)
+  frame[0] = 0x80 | opcode
+  frame[1] = 0x80 | payload.length
+  MASK.copy(frame, 2)
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ MASK[i & 3]!
+  return frame
+}
+
+/**
+ * For the connection rate only: a minimal WebSocket client on a raw socket (a fixed handshake, one
+ * pre-masked frame, the close handshake), so the client's own cost is close to the plain TCP client's and
+ * the relay's cost is what the rate shows. The response is not validated beyond its length.
+ */
+async function rawWsEcho(port: number, opening: Buffer): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  socket.on('error', () => {})
+  const closed = once(socket, 'close')
+  const request =
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+    `Sec-WebSocket-Protocol: binary\r\n\r\n`
+  socket.write(request)
+  await new Promise<void>((resolve, reject) => {
+    let seen = Buffer.alloc(0)
+    let headEnd = -1
+    socket.on('close', () => reject(new Error('closed before the echo')))
+    socket.on('data', function rawOnData(chunk: Buffer) {
+      seen = Buffer.concat([seen, chunk])
+      if (headEnd < 0) {
+        headEnd = seen.indexOf('\r\n\r\n')
+        // Like a browser, send only once the 101 is in (websockify drops bytes that come with the request).
+        if (headEnd >= 0) socket.write(maskedFrame(0x2, opening))
+      }
+      if (headEnd >= 0 && seen.length - headEnd - 4 >= PING.length + 2) {
+        socket.off('data', rawOnData)
+        resolve()
+      }
+    })
+  })
+  socket.write(maskedFrame(0x8, Buffer.from([0x03, 0xe8])))
+  // The server's close frame (or its FIN) ends it; some servers wait for the client to close the TCP.
+  await new Promise((resolve) => {
+    socket.once('data', resolve)
+    socket.once('close', resolve)
+  })
+  socket.destroy()
+  await closed
+}
+
 async function connrate(job: Extract<Job, { scenario: 'connrate' }>) {
   const opening = Buffer.concat([header('e'), PING])
   const start = performance.now()
@@ -163,6 +217,11 @@ async function connrate(job: Extract<Job, { scenario: 'connrate' }>) {
   let done = 0
   async function worker(): Promise<void> {
     while (performance.now() < deadline) {
+      if (job.proto === 'ws') {
+        await rawWsEcho(job.port, opening)
+        done++
+        continue
+      }
       const conn = await connect(job.proto, job.port)
       const got = counter(conn)
       conn.write(opening)
@@ -178,6 +237,15 @@ async function connrate(job: Extract<Job, { scenario: 'connrate' }>) {
 
 /** Opens `count` tunnels (200 at a time), reports, holds them until told to close. */
 async function idle(job: Extract<Job, { scenario: 'idle' }>) {
+  // Open and close `warmUp` tunnels first: the relay's heap grows once to its working size, and the
+  // orchestrator measures the marginal cost of a tunnel from there (and the cold cost from start-up).
+  for (let i = 0; i < job.warmUp; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, job.warmUp - i) }, () => connect(job.proto, job.port)),
+    )
+    await Promise.all(batch.map((c) => c.close()))
+  }
+  await phase('warm', job.warmUp)
   const conns: Conn[] = []
   const start = performance.now()
   let refused = 0
@@ -200,14 +268,22 @@ async function idle(job: Extract<Job, { scenario: 'idle' }>) {
   return { opened: conns.length, refused, openSeconds }
 }
 
-/** One tunnel whose client stops reading while the target pushes `bytes`. */
+/** `count` tunnels whose clients stop reading while the target pushes `bytes` into each. */
 async function slow(job: Extract<Job, { scenario: 'slow' }>) {
-  const conn = await connect(job.proto, job.port)
-  await phase('opened', 1) // the tunnel is up and nothing flows: the idle level
-  conn.pause()
-  conn.write(header('d', job.bytes))
-  await phase('pushing', 1)
-  conn.destroy()
+  // Warm up first, as a daemon that has been moving data is: the heap's first growth is not per tunnel.
+  const warm = await connect(job.proto, job.port)
+  await download(warm, WARM_UP_BYTES)
+  await warm.close()
+  const conns = await Promise.all(
+    Array.from({ length: job.count }, () => connect(job.proto, job.port)),
+  )
+  await phase('opened', job.count) // the tunnels are up and nothing flows: the idle level
+  for (const conn of conns) {
+    conn.pause()
+    conn.write(header('d', job.bytes))
+  }
+  await phase('pushing', job.count)
+  for (const conn of conns) conn.destroy()
   return {}
 }
 

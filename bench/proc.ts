@@ -10,6 +10,8 @@ const CLOCK_TICKS_PER_S = 100 // getconf CLK_TCK on Linux x86-64
 export interface GroupUsage {
   /** utime + stime of every live member, plus the reaped children's time (cutime + cstime) of each. */
   cpuSeconds: number
+  /** The system-time part of `cpuSeconds` (stime + cstime). */
+  sysSeconds: number
   /** Sum of VmRSS over the members, bytes. */
   rssBytes: number
   /** Sum of Pss (proportional set size: shared pages split between sharers), bytes. */
@@ -64,6 +66,7 @@ export function groupMembers(pgid: number): number[] {
 /** CPU and memory of the group led by `pgid`. */
 export function groupUsage(pgid: number, withPss = true): GroupUsage {
   let ticks = 0
+  let sysTicks = 0
   let rssKiB = 0
   let pss = 0
   const members = groupMembers(pgid)
@@ -72,11 +75,13 @@ export function groupUsage(pgid: number, withPss = true): GroupUsage {
     if (!f) continue
     // utime(11) stime(12) cutime(13) cstime(14), counted from the field after ")".
     ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+    sysTicks += Number(f[12]) + Number(f[14])
     rssKiB += statusKiB(pid, 'VmRSS')
     if (withPss) pss += pssKiB(pid)
   }
   return {
     cpuSeconds: ticks / CLOCK_TICKS_PER_S,
+    sysSeconds: sysTicks / CLOCK_TICKS_PER_S,
     rssBytes: rssKiB * 1024,
     pssBytes: pss * 1024,
     leaderHwmBytes: statusKiB(pgid, 'VmHWM') * 1024,

@@ -72,6 +72,27 @@ export const RELAYS: readonly Relay[] = [
   },
 ]
 
+/** Gangway from another build (`--alt=DIR`, a checkout with dist/ built), for A/B comparisons. */
+export function altGangway(dir: string, extraArgs: string[] = []): Relay {
+  return {
+    name: 'gangway (alt)',
+    proto: 'ws',
+    forks: false,
+    available: () => existsSync(`${dir}/bin/gangway.js`),
+    command: (port, target) => [
+      process.execPath,
+      [
+        `${dir}/bin/gangway.js`,
+        `127.0.0.1:${port}`,
+        `127.0.0.1:${target}`,
+        '--log-level',
+        'warn',
+        ...extraArgs,
+      ],
+    ],
+  }
+}
+
 export async function freePort(): Promise<number> {
   const server = net.createServer().listen(0, '127.0.0.1')
   await once(server, 'listening')

@@ -13,7 +13,15 @@ import { fileURLToPath } from 'node:url'
 import type { Job } from './client.js'
 import { groupUsage, type GroupUsage } from './proc.js'
 import type { ChildMessage } from './protocol.js'
-import { killGroup, liveGroups, RELAYS, startRelay, stopRelay, type Relay } from './relays.js'
+import {
+  altGangway,
+  killGroup,
+  liveGroups,
+  RELAYS,
+  startRelay,
+  stopRelay,
+  type Relay,
+} from './relays.js'
 import { renderMarkdown, summarise, type Run } from './report.js'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
@@ -21,8 +29,8 @@ const MiB = 1024 * 1024
 
 const args = new Map(
   process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=')
-    return [k!, v ?? 'true'] as const
+    const [k, ...v] = a.replace(/^--/, '').split('=')
+    return [k!, v.length > 0 ? v.join('=') : 'true'] as const
   }),
 )
 const QUICK = args.has('quick')
@@ -48,11 +56,16 @@ const P = QUICK
 const REPS = Number(args.get('reps') ?? P.reps)
 if (args.has('mib')) P.bytes = Number(args.get('mib')) * MiB
 const JOB_TIMEOUT_MS = QUICK ? 30_000 : 180_000
-const SLOW_BYTES = 256 * MiB
+const SLOW_BYTES = 32 * MiB
+/** Slow tunnels at once in the slowN scenario: per-tunnel memory with the process-wide noise averaged out. */
+const SLOW_TUNNELS = 32
 /** `--cpu-prof=DIR`: Node relays write a CPU profile per measurement into DIR. */
-const NODE_FLAGS = args.has('cpu-prof')
-  ? ['--cpu-prof', `--cpu-prof-dir=${args.get('cpu-prof')}`]
-  : []
+const NODE_FLAGS = [
+  ...(args.has('cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${args.get('cpu-prof')}`] : []),
+  ...(args.get('node-flags')?.split(' ') ?? []),
+]
+/** `--alt-flags='…'`: Node flags for the `--alt` build only. */
+const ALT_FLAGS = [...NODE_FLAGS, ...(args.get('alt-flags')?.split(' ') ?? [])]
 
 export const SCENARIOS = [
   'up1',
@@ -62,14 +75,19 @@ export const SCENARIOS = [
   'latency',
   'connrate',
   'idle',
-  'slow',
+  'slow1',
+  'slowN',
 ] as const
 export type Scenario = (typeof SCENARIOS)[number]
 
 const only = args.get('only')?.split(',')
 const scenarios = SCENARIOS.filter((s) => !only || only.includes(s))
 const wanted = args.get('relays')?.split(',')
-const relays = RELAYS.filter((r) => r.available() && (!wanted || wanted.includes(r.name)))
+const alt = args.get('alt')
+const relays = [
+  ...RELAYS,
+  ...(alt ? [altGangway(alt, args.get('alt-args')?.split(' '))] : []),
+].filter((r) => r.available() && (!wanted || wanted.includes(r.name)))
 
 const children = new Set<ChildProcess>()
 function killEverything(): void {
@@ -103,10 +121,21 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
       return { ...base, scenario, durationMs: P.connMs, parallel: 16 }
     case 'idle':
       if (!relay.command) return undefined
-      return { ...base, scenario, count: relay.forks ? P.idleForking : P.idle }
-    case 'slow':
+      return {
+        ...base,
+        scenario,
+        count: relay.forks ? P.idleForking : P.idle,
+        warmUp: relay.forks ? 50 : 1000,
+      }
+    case 'slow1':
+    case 'slowN':
       if (!relay.command) return undefined
-      return { ...base, scenario, bytes: SLOW_BYTES }
+      return {
+        ...base,
+        scenario: 'slow',
+        bytes: SLOW_BYTES,
+        count: scenario === 'slow1' ? 1 : SLOW_TUNNELS,
+      }
   }
 }
 
@@ -138,8 +167,10 @@ async function measure(
 ): Promise<Run | undefined> {
   const job = jobFor(scenario, relay, 0)
   if (!job) return undefined
-  const running = await startRelay(relay, targetPort, NODE_FLAGS)
+  const flags = relay.name === 'gangway (alt)' ? ALT_FLAGS : NODE_FLAGS
+  const running = await startRelay(relay, targetPort, flags)
   job.port = running.port
+  if (args.has('verbose')) console.error(`  ${relay.name}: pid ${running.pgid ?? '–'}`)
   const pgid = running.pgid
   const usage = (withPss = true): GroupUsage | undefined =>
     pgid === undefined ? undefined : groupUsage(pgid, withPss)
@@ -148,6 +179,7 @@ async function measure(
     await sleep(200) // let the relay settle after start-up
     const before = usage()
     const extra: Record<string, number> = {}
+    let warm: GroupUsage | undefined
     const result = await new Promise<Record<string, number>>((resolve, reject) => {
       const timeout = setTimeout(() => reject(new Error('timed out')), JOB_TIMEOUT_MS)
       client.on('message', (m: ChildMessage) => {
@@ -165,22 +197,35 @@ async function measure(
       client.send(job)
     })
     async function onPhase(phase: string, count: number): Promise<void> {
-      if (phase === 'opened' && scenario === 'idle') {
+      if (phase === 'warm') {
+        await sleep(1000)
+        warm = usage()
+      } else if (phase === 'opened' && scenario === 'idle') {
         await sleep(1000)
         const open = usage()!
         extra.tunnels = count
-        extra.pssPerTunnelKiB = (open.pssBytes - before!.pssBytes) / count / 1024
-        extra.rssPerTunnelKiB = (open.rssBytes - before!.rssBytes) / count / 1024
-      } else if (phase === 'opened' && scenario === 'slow') {
+        extra.pssPerTunnelKiB = (open.pssBytes - warm!.pssBytes) / count / 1024
+        extra.rssPerTunnelKiB = (open.rssBytes - warm!.rssBytes) / count / 1024
+        extra.coldPssPerTunnelKiB = (open.pssBytes - before!.pssBytes) / count / 1024
+      } else if (phase === 'opened') {
         await sleep(300)
         extra.idlePssBytes = usage()!.pssBytes
       } else if (phase === 'pushing') {
         let peak = 0
+        let last = 0
         for (let t = 0; t < P.slowMs; t += 100) {
           await sleep(100)
-          peak = Math.max(peak, usage()!.pssBytes)
+          last = usage()!.pssBytes
+          peak = Math.max(peak, last)
+          if (args.has('verbose'))
+            console.error(
+              `    +${t + 100} ms: ${((last - extra.idlePssBytes!) / MiB).toFixed(2)} MiB`,
+            )
         }
+        extra.tunnels = count
         extra.heldMiB = (peak - extra.idlePssBytes!) / MiB
+        extra.heldPerTunnelMiB = extra.heldMiB / count
+        extra.heldEndMiB = (last - extra.idlePssBytes!) / MiB
       }
     }
     await sleep(relay.forks ? 500 : 100) // let forked children exit and be reaped (their CPU → cutime)
@@ -188,6 +233,7 @@ async function measure(
     const run: Run = { scenario, relay: relay.name, ...result, ...extra }
     if (before && after) {
       run.cpuSeconds = after.cpuSeconds - before.cpuSeconds
+      run.sysSeconds = after.sysSeconds - before.sysSeconds
       if (!relay.forks) run.peakRssMiB = after.leaderHwmBytes / MiB
     }
     return run
@@ -242,7 +288,7 @@ async function main(): Promise<void> {
   const summary = summarise(runs, {
     quick: QUICK,
     reps: REPS,
-    params: { ...P, slowBytes: SLOW_BYTES },
+    params: { ...P, slowBytes: SLOW_BYTES, slowTunnels: SLOW_TUNNELS },
     machineBefore,
     machineAfter: machine(),
     seconds: (Date.now() - started) / 1000,
