@@ -23,7 +23,7 @@ export type Job =
 const CLIENT_HWM_BYTES = 1024 * 1024
 const PAYLOAD = randomFillSync(Buffer.alloc(CHUNK_BYTES))
 const PING = PAYLOAD.subarray(0, 64)
-const WARM_UP_BYTES = 64 * 1024 * 1024
+const WARM_UP_BYTES = 16 * 1024 * 1024
 
 interface Conn {
   /** Queues bytes; false when the caller should wait for `drained()`. */

@@ -181,7 +181,7 @@ export function renderMarkdown(summary: Summary): string {
   }
   lines.push(
     '',
-    `Echo: 64-byte round trips on one connection (${mb.roundTrips} after 200 warm-up). Connections: open + one 64-byte echo + close, 16 in parallel, ${mb.connMs! / 1000} s. Idle: relay memory (Pss, summed over its processes) per idle tunnel, from a warm relay (1000 tunnels, or 50 for forking relays, opened and closed first; the cold figure, from start-up, is in the JSON). Slow reader: the relay's peak memory above the open-but-idle level while the target pushes ${mb.slowBytes! / 1024 / 1024} MiB into each tunnel and the client reads nothing for ${mb.slowMs! / 1000} s (after a 64 MiB warm-up download, so the heap's first growth is not counted); with ${mb.slowTunnels} such tunnels, divided by ${mb.slowTunnels}.`,
+    `Echo: 64-byte round trips on one connection (${mb.roundTrips} after 200 warm-up). Connections: open + one 64-byte echo + close, 16 in parallel, ${mb.connMs! / 1000} s. Idle: relay memory (Pss, summed over its processes) per idle tunnel, from a warm relay (1000 tunnels, or 50 for forking relays, opened and closed first; the cold figure, from start-up, is in the JSON). Slow reader: the relay's peak memory above the open-but-idle level while the client reads nothing for ${mb.slowMs! / 1000} s and the target pushes (after a 16 MiB warm-up download): 1 tunnel with ${mb.slow1Bytes! / 1024 / 1024} MiB pushed, and ${mb.slowTunnels} tunnels with ${mb.slowBytes! / 1024 / 1024} MiB each, divided by ${mb.slowTunnels}.`,
     '',
     '| Relay | Echo p50 µs | p99 µs | p99.9 µs | Connections/s | Idle KiB per tunnel (tunnels) | Slow reader MiB held: 1 tunnel | per tunnel of 32 |',
     '| --- | --: | --: | --: | --: | --: | --: | --: |',

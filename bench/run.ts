@@ -56,6 +56,8 @@ const P = QUICK
 const REPS = Number(args.get('reps') ?? P.reps)
 if (args.has('mib')) P.bytes = Number(args.get('mib')) * MiB
 const JOB_TIMEOUT_MS = QUICK ? 30_000 : 180_000
+/** Bytes the target pushes into one slow tunnel (slow1), and into each of the slowN tunnels. */
+const SLOW1_BYTES = 256 * MiB
 const SLOW_BYTES = 32 * MiB
 /** Slow tunnels at once in the slowN scenario: per-tunnel memory with the process-wide noise averaged out. */
 const SLOW_TUNNELS = 32
@@ -133,7 +135,7 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
       return {
         ...base,
         scenario: 'slow',
-        bytes: SLOW_BYTES,
+        bytes: scenario === 'slow1' ? SLOW1_BYTES : SLOW_BYTES,
         count: scenario === 'slow1' ? 1 : SLOW_TUNNELS,
       }
   }
@@ -288,7 +290,7 @@ async function main(): Promise<void> {
   const summary = summarise(runs, {
     quick: QUICK,
     reps: REPS,
-    params: { ...P, slowBytes: SLOW_BYTES, slowTunnels: SLOW_TUNNELS },
+    params: { ...P, slow1Bytes: SLOW1_BYTES, slowBytes: SLOW_BYTES, slowTunnels: SLOW_TUNNELS },
     machineBefore,
     machineAfter: machine(),
     seconds: (Date.now() - started) / 1000,
