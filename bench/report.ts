@@ -156,11 +156,31 @@ const CLIENT_SPEAKS: Record<string, string> = {
   gangway: 'WS → gangway (1 process) → TCP',
 }
 
+/** The few headline figures per relay, for the README. */
+export function renderHeadline(summary: Summary): string {
+  const { results } = summary
+  const get = (sc: string, relay: string, k: string) => results[sc]?.[relay]?.[k]
+  const lines = [
+    '| Relay (one process unless noted) | Up / down GB/s, 1 conn | Relay CPU-s per GB, up / down | Echo p50 / p99 µs | Connections/s | KiB per idle tunnel | Slow reader, MiB held per tunnel |',
+    '| --- | --: | --: | --: | --: | --: | --: |',
+  ]
+  for (const r of relayOrder(summary)) {
+    lines.push(
+      `| ${r}${r === 'socat' || r === 'websockify' ? ' (process per connection)' : ''} | ${fmt(get('up1', r, 'gbPerS'), 2)} / ${fmt(get('down1', r, 'gbPerS'), 2)} | ${fmt(get('up1', r, 'cpuSecPerGB'), 2)} / ${fmt(get('down1', r, 'cpuSecPerGB'), 2)} | ${fmt(get('latency', r, 'p50Us'), 0)} / ${fmt(get('latency', r, 'p99Us'), 0)} | ${fmt(get('connrate', r, 'perSecond'), 0)} | ${fmt(get('idle', r, 'pssPerTunnelKiB'), 1)} | ${fmt(get('slowN', r, 'heldPerTunnelMiB'), 2)} |`,
+    )
+  }
+  return lines.join('\n')
+}
+
+function relayOrder(summary: Summary): string[] {
+  const relays = [...new Set(Object.values(summary.results).flatMap((r) => Object.keys(r)))]
+  const order = Object.keys(CLIENT_SPEAKS)
+  return relays.sort((x, y) => order.indexOf(x) - order.indexOf(y))
+}
+
 export function renderMarkdown(summary: Summary): string {
   const { results, meta } = summary
-  const relays = [...new Set(Object.values(results).flatMap((r) => Object.keys(r)))]
-  const order = Object.keys(CLIENT_SPEAKS)
-  relays.sort((x, y) => order.indexOf(x) - order.indexOf(y))
+  const relays = relayOrder(summary)
   const get = (sc: string, relay: string, k: string) => results[sc]?.[relay]?.[k]
   const failed = (sc: string, relay: string) =>
     (results[sc]?.[relay]?.failed ?? 0) > 0 ? ` (${results[sc]![relay]!.failed} failed)` : ''
@@ -168,6 +188,7 @@ export function renderMarkdown(summary: Summary): string {
     `${fmt(get(sc, relay, k), d)}${failed(sc, relay)}`
   const lines: string[] = []
   const mb = meta.params as Record<string, number>
+  lines.push('Headline (1 connection; details below):', '', renderHeadline(summary), '')
   lines.push(
     `Throughput: ${(mb.bytes! / 1024 / 1024).toFixed(0)} MiB per scenario in 64 KiB messages (split over the connections); GB/s = 10⁹ bytes/s. CPU: the relay's user+system seconds per GB moved.`,
     '',
