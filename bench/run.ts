@@ -150,15 +150,26 @@ function forkChild(script: string): ChildProcess {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-async function startTarget(): Promise<{ port: number; child: ChildProcess }> {
+async function startTarget(): Promise<ChildProcess> {
   const child = forkChild('target.js')
-  const port = await new Promise<number>((resolve, reject) => {
-    child.once('message', (m: ChildMessage) =>
-      m.type === 'listening' ? resolve(m.port) : reject(new Error('target failed')),
-    )
-    child.once('exit', () => reject(new Error('target exited')))
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve)
+    child.once('error', reject)
   })
-  return { port, child }
+  return child
+}
+
+/** A fresh target port for one measurement. */
+function targetPort(target: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const timeout = setTimeout(() => reject(new Error('target did not listen')), 5000)
+    target.once('message', (m: ChildMessage) => {
+      clearTimeout(timeout)
+      if (m.type === 'listening') resolve(m.port)
+      else reject(new Error('target failed'))
+    })
+    target.send({ cmd: 'listen' })
+  })
 }
 
 /** One measurement: a fresh relay and a fresh client, both killed afterwards. */
@@ -279,14 +290,16 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       const order = relays.map((_, i) => relays[(i + rep) % relays.length]!)
       for (const relay of order) {
-        const run = await measure(scenario, relay, target.port)
+        const port = await targetPort(target)
+        const run = await measure(scenario, relay, port)
+        target.send({ cmd: 'close', port })
         if (!run) continue
         runs.push(run)
         console.error(`  [${rep + 1}/${REPS}] ${scenario} via ${relay.name}: ${brief(run)}`)
       }
     }
   }
-  target.child.kill('SIGKILL')
+  target.kill('SIGKILL')
   const summary = summarise(runs, {
     quick: QUICK,
     reps: REPS,

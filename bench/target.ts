@@ -1,7 +1,7 @@
 /**
  * @module bench/target
  * The TCP service behind every relay: sink, source, echo or idle, chosen by each connection's header
- * (see protocol.ts). Runs in its own process; reports its port over IPC.
+ * (see protocol.ts). Runs in its own process; opens a port per measurement when asked over IPC.
  */
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { randomFillSync } from 'node:crypto'
@@ -10,9 +10,22 @@ import { CHUNK_BYTES, HEADER_BYTES, parseHeader } from './protocol.js'
 const SOURCE_CHUNK = randomFillSync(Buffer.alloc(CHUNK_BYTES))
 const ACK = Buffer.from([0x61])
 
-const server = net.createServer({ noDelay: true }, targetOnConnection)
-server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => {
-  process.send?.({ type: 'listening', port: (server.address() as AddressInfo).port })
+// A fresh listening port for every measurement (asked for over IPC): connections that a previous
+// measurement left in TIME_WAIT then never compete for the same address pairs (the connection-rate
+// scenario alone leaves tens of thousands, more than the ephemeral port range).
+const servers = new Map<number, net.Server>()
+process.on('message', (message: { cmd: 'listen' } | { cmd: 'close'; port: number }) => {
+  if (message.cmd === 'close') {
+    servers.get(message.port)?.close()
+    servers.delete(message.port)
+    return
+  }
+  const server = net.createServer({ noDelay: true }, targetOnConnection)
+  server.listen({ host: '127.0.0.1', port: 0, backlog: 4096 }, () => {
+    const { port } = server.address() as AddressInfo
+    servers.set(port, server)
+    process.send?.({ type: 'listening', port })
+  })
 })
 process.on('disconnect', () => process.exit(0))
 
