@@ -113,11 +113,14 @@ export function killGroup(pgid: number): void {
   liveGroups.delete(pgid)
 }
 
-/** Stops a relay politely (so `node --cpu-prof` can write its profile), then kills its whole group. */
-export async function stopRelay(running: RunningRelay): Promise<void> {
+/**
+ * Kills a relay's whole group; with `politely`, first SIGTERM and up to 3 s to exit (so that
+ * `node --cpu-prof` can write its profile).
+ */
+export async function stopRelay(running: RunningRelay, politely: boolean): Promise<void> {
   const { pgid, child } = running
   if (pgid === undefined || !child) return
-  if (child.exitCode === null && child.signalCode === null) {
+  if (politely && child.exitCode === null && child.signalCode === null) {
     const exited = once(child, 'exit')
     try {
       process.kill(pgid, 'SIGTERM')

@@ -39,10 +39,15 @@ const P = QUICK
       bytes: 32 * MiB,
       reps: 1,
       roundTrips: 1000,
-      connMs: 1000,
+      connMs: 500,
       idle: 500,
-      idleForking: 200,
-      slowMs: 1000,
+      idleForking: 50,
+      warmUp: 200,
+      warmUpForking: 20,
+      slowMs: 500,
+      slow1Bytes: 32 * MiB,
+      slowTunnels: 8,
+      settleMs: 50,
     }
   : {
       bytes: 512 * MiB,
@@ -51,16 +56,18 @@ const P = QUICK
       connMs: 4000,
       idle: 9000,
       idleForking: 300,
+      warmUp: 1000,
+      warmUpForking: 50,
       slowMs: 3000,
+      slow1Bytes: 256 * MiB,
+      slowTunnels: 32,
+      settleMs: 200,
     }
 const REPS = Number(args.get('reps') ?? P.reps)
 if (args.has('mib')) P.bytes = Number(args.get('mib')) * MiB
 const JOB_TIMEOUT_MS = QUICK ? 30_000 : 180_000
-/** Bytes the target pushes into one slow tunnel (slow1), and into each of the slowN tunnels. */
-const SLOW1_BYTES = 256 * MiB
+/** Bytes the target pushes into each of the slowN tunnels (P.slow1Bytes into the one of slow1). */
 const SLOW_BYTES = 32 * MiB
-/** Slow tunnels at once in the slowN scenario: per-tunnel memory with the process-wide noise averaged out. */
-const SLOW_TUNNELS = 32
 /** `--cpu-prof=DIR`: Node relays write a CPU profile per measurement into DIR. */
 const NODE_FLAGS = [
   ...(args.has('cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${args.get('cpu-prof')}`] : []),
@@ -127,7 +134,7 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
         ...base,
         scenario,
         count: relay.forks ? P.idleForking : P.idle,
-        warmUp: relay.forks ? 50 : 1000,
+        warmUp: relay.forks ? P.warmUpForking : P.warmUp,
       }
     case 'slow1':
     case 'slowN':
@@ -135,8 +142,8 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
       return {
         ...base,
         scenario: 'slow',
-        bytes: scenario === 'slow1' ? SLOW1_BYTES : SLOW_BYTES,
-        count: scenario === 'slow1' ? 1 : SLOW_TUNNELS,
+        bytes: scenario === 'slow1' ? P.slow1Bytes : SLOW_BYTES,
+        count: scenario === 'slow1' ? 1 : P.slowTunnels,
       }
   }
 }
@@ -181,15 +188,22 @@ async function measure(
   const job = jobFor(scenario, relay, 0)
   if (!job) return undefined
   const flags = relay.name === 'gangway (alt)' ? ALT_FLAGS : NODE_FLAGS
-  const running = await startRelay(relay, targetPort, flags)
+  const client = forkChild('client.js') // starts while the relay does
+  let running: Awaited<ReturnType<typeof startRelay>>
+  try {
+    running = await startRelay(relay, targetPort, flags)
+  } catch (err) {
+    client.kill('SIGKILL')
+    console.error(`  ${scenario} via ${relay.name}: FAILED to start: ${String(err)}`)
+    return { scenario, relay: relay.name, failed: 1 }
+  }
   job.port = running.port
   if (args.has('verbose')) console.error(`  ${relay.name}: pid ${running.pgid ?? '–'}`)
   const pgid = running.pgid
   const usage = (withPss = true): GroupUsage | undefined =>
     pgid === undefined ? undefined : groupUsage(pgid, withPss)
-  const client = forkChild('client.js')
   try {
-    await sleep(200) // let the relay settle after start-up
+    await sleep(P.settleMs) // let the relay settle after start-up
     const before = usage()
     const extra: Record<string, number> = {}
     let warm: GroupUsage | undefined
@@ -256,7 +270,7 @@ async function measure(
     return { scenario, relay: relay.name, failed: 1 }
   } finally {
     client.kill('SIGKILL')
-    await stopRelay(running)
+    await stopRelay(running, args.has('cpu-prof'))
   }
 }
 
@@ -303,7 +317,7 @@ async function main(): Promise<void> {
   const summary = summarise(runs, {
     quick: QUICK,
     reps: REPS,
-    params: { ...P, slow1Bytes: SLOW1_BYTES, slowBytes: SLOW_BYTES, slowTunnels: SLOW_TUNNELS },
+    params: { ...P, slowBytes: SLOW_BYTES },
     machineBefore,
     machineAfter: machine(),
     seconds: (Date.now() - started) / 1000,
