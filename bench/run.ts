@@ -40,14 +40,16 @@ const P = QUICK
       reps: 1,
       roundTrips: 1000,
       connMs: 500,
-      idle: 500,
+      idle: 300,
       idleForking: 50,
-      warmUp: 200,
+      warmUp: 100,
       warmUpForking: 20,
       slowMs: 500,
-      slow1Bytes: 32 * MiB,
+      slow1Bytes: 16 * MiB,
+      slowBytes: 8 * MiB,
       slowTunnels: 8,
       settleMs: 50,
+      measureAfterMs: 300,
     }
   : {
       bytes: 512 * MiB,
@@ -60,14 +62,14 @@ const P = QUICK
       warmUpForking: 50,
       slowMs: 3000,
       slow1Bytes: 256 * MiB,
+      slowBytes: 32 * MiB,
       slowTunnels: 32,
       settleMs: 200,
+      measureAfterMs: 1000,
     }
 const REPS = Number(args.get('reps') ?? P.reps)
 if (args.has('mib')) P.bytes = Number(args.get('mib')) * MiB
 const JOB_TIMEOUT_MS = QUICK ? 30_000 : 180_000
-/** Bytes the target pushes into each of the slowN tunnels (P.slow1Bytes into the one of slow1). */
-const SLOW_BYTES = 32 * MiB
 /** `--cpu-prof=DIR`: Node relays write a CPU profile per measurement into DIR. */
 const NODE_FLAGS = [
   ...(args.has('cpu-prof') ? ['--cpu-prof', `--cpu-prof-dir=${args.get('cpu-prof')}`] : []),
@@ -142,7 +144,7 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
       return {
         ...base,
         scenario: 'slow',
-        bytes: scenario === 'slow1' ? P.slow1Bytes : SLOW_BYTES,
+        bytes: scenario === 'slow1' ? P.slow1Bytes : P.slowBytes,
         count: scenario === 'slow1' ? 1 : P.slowTunnels,
       }
   }
@@ -225,10 +227,10 @@ async function measure(
     })
     async function onPhase(phase: string, count: number): Promise<void> {
       if (phase === 'warm') {
-        await sleep(1000)
+        await sleep(P.measureAfterMs)
         warm = usage()
       } else if (phase === 'opened' && scenario === 'idle') {
-        await sleep(1000)
+        await sleep(P.measureAfterMs)
         const open = usage()!
         extra.tunnels = count
         extra.pssPerTunnelKiB = (open.pssBytes - warm!.pssBytes) / count / 1024
@@ -304,12 +306,14 @@ async function main(): Promise<void> {
     for (const scenario of scenarios) {
       const order = relays.map((_, i) => relays[(i + rep) % relays.length]!)
       for (const relay of order) {
+        const t0 = Date.now()
         const port = await targetPort(target)
         const run = await measure(scenario, relay, port)
         target.send({ cmd: 'close', port })
         if (!run) continue
         runs.push(run)
-        console.error(`  [${rep + 1}/${REPS}] ${scenario} via ${relay.name}: ${brief(run)}`)
+        const took = `(${((Date.now() - t0) / 1000).toFixed(1)} s)`
+        console.error(`  [${rep + 1}/${REPS}] ${scenario} via ${relay.name}: ${brief(run)} ${took}`)
       }
     }
   }
@@ -317,7 +321,7 @@ async function main(): Promise<void> {
   const summary = summarise(runs, {
     quick: QUICK,
     reps: REPS,
-    params: { ...P, slowBytes: SLOW_BYTES },
+    params: P,
     machineBefore,
     machineAfter: machine(),
     seconds: (Date.now() - started) / 1000,
