@@ -85,7 +85,8 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'scripts/**/*.ts', 'bin/*.js'],
+    files: ['test/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts', 'bin/*.js'],
+
     rules: {
       'no-console': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -1,0 +1,314 @@
+/**
+ * @module bench/client
+ * The load client, in its own process: runs one scenario job sent by the orchestrator over IPC and answers
+ * with its result. Speaks plain TCP (direct, socat) or WebSocket (the WebSocket relays), binary messages.
+ */
+import net from 'node:net'
+import { once } from 'node:events'
+import { performance } from 'node:perf_hooks'
+import { randomFillSync } from 'node:crypto'
+import WebSocket from 'ws'
+import { CHUNK_BYTES, header, type ChildMessage } from './protocol.js'
+
+export type Proto = 'tcp' | 'ws'
+
+export type Job =
+  | { scenario: 'upload' | 'download'; proto: Proto; port: number; bytes: number; parallel: number }
+  | { scenario: 'latency'; proto: Proto; port: number; roundTrips: number; warmup: number }
+  | { scenario: 'connrate'; proto: Proto; port: number; durationMs: number; parallel: number }
+  | { scenario: 'idle'; proto: Proto; port: number; count: number; warmUp: number }
+  | { scenario: 'slow'; proto: Proto; port: number; bytes: number; count: number }
+
+/** Bytes the client keeps queued on a connection before it waits (its own backpressure). */
+const CLIENT_HWM_BYTES = 1024 * 1024
+const PAYLOAD = randomFillSync(Buffer.alloc(CHUNK_BYTES))
+const PING = PAYLOAD.subarray(0, 64)
+const WARM_UP_BYTES = 16 * 1024 * 1024
+
+interface Conn {
+  /** Queues bytes; false when the caller should wait for `drained()`. */
+  write(chunk: Buffer): boolean
+  drained(): Promise<void>
+  onData(listener: (chunk: Buffer) => void): void
+  pause(): void
+  /** Closes and resolves once the connection is gone. */
+  close(): Promise<void>
+  destroy(): void
+}
+
+async function connect(proto: Proto, port: number): Promise<Conn> {
+  return proto === 'tcp' ? connectTcp(port) : connectWs(port)
+}
+
+async function connectTcp(port: number): Promise<Conn> {
+  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  return {
+    write: (chunk) => socket.write(chunk),
+    drained: () => once(socket, 'drain').then(() => undefined),
+    onData: (listener) => void socket.on('data', listener),
+    pause: () => void socket.pause(),
+    async close() {
+      if (socket.destroyed) return
+      const closed = once(socket, 'close')
+      socket.end()
+      socket.resume()
+      await closed
+    },
+    destroy: () => void socket.destroy(),
+  }
+}
+
+async function connectWs(port: number): Promise<Conn> {
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/`, ['binary'], { perMessageDeflate: false })
+  ws.binaryType = 'nodebuffer'
+  ws.on('error', () => {})
+  await once(ws, 'open')
+  let wake: (() => void) | undefined
+  function wsOnSent(): void {
+    if (wake && ws.bufferedAmount < CLIENT_HWM_BYTES / 2) {
+      const w = wake
+      wake = undefined
+      w()
+    }
+  }
+  return {
+    write(chunk) {
+      ws.send(chunk, { binary: true }, wsOnSent)
+      return ws.bufferedAmount < CLIENT_HWM_BYTES
+    },
+    drained: () => new Promise<void>((resolve) => (wake = resolve)),
+    onData: (listener) => void ws.on('message', listener),
+    pause: () => ws.pause(),
+    async close() {
+      if (ws.readyState === WebSocket.CLOSED) return
+      const closed = once(ws, 'close')
+      ws.close(1000)
+      await closed
+    },
+    destroy: () => ws.terminate(),
+  }
+}
+
+/** Resolves when `count` more bytes have arrived on `conn`. */
+function counter(conn: Conn): (count: number) => Promise<void> {
+  let received = 0
+  let goal = 0
+  let wake: (() => void) | undefined
+  conn.onData((chunk) => {
+    received += chunk.length
+    if (wake && received >= goal) {
+      const w = wake
+      wake = undefined
+      w()
+    }
+  })
+  return (count) => {
+    goal += count
+    if (received >= goal) return Promise.resolve()
+    return new Promise<void>((resolve) => (wake = resolve))
+  }
+}
+
+async function upload(conn: Conn, bytes: number): Promise<void> {
+  const ack = counter(conn)
+  conn.write(header('u', bytes))
+  for (let sent = 0; sent < bytes; sent += CHUNK_BYTES) {
+    if (!conn.write(PAYLOAD)) await conn.drained()
+  }
+  await ack(1)
+}
+
+async function download(conn: Conn, bytes: number): Promise<void> {
+  const got = counter(conn)
+  conn.write(header('d', bytes))
+  await got(bytes)
+}
+
+async function throughput(job: Extract<Job, { scenario: 'upload' | 'download' }>) {
+  const perConn = Math.floor(job.bytes / job.parallel / CHUNK_BYTES) * CHUNK_BYTES
+  const conns = await Promise.all(
+    Array.from({ length: job.parallel }, () => connect(job.proto, job.port)),
+  )
+  const start = performance.now()
+  await Promise.all(
+    conns.map((c) => (job.scenario === 'upload' ? upload(c, perConn) : download(c, perConn))),
+  )
+  const seconds = (performance.now() - start) / 1000
+  await Promise.all(conns.map((c) => c.close()))
+  return { bytes: perConn * job.parallel, seconds }
+}
+
+async function latency(job: Extract<Job, { scenario: 'latency' }>) {
+  const conn = await connect(job.proto, job.port)
+  const got = counter(conn)
+  conn.write(header('e'))
+  const samples = new Float64Array(job.roundTrips)
+  for (let i = 0; i < job.warmup + job.roundTrips; i++) {
+    const start = performance.now()
+    conn.write(PING)
+    await got(PING.length)
+    if (i >= job.warmup) samples[i - job.warmup] = (performance.now() - start) * 1000
+  }
+  await conn.close()
+  samples.sort()
+  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!
+  return { p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999), roundTrips: job.roundTrips }
+}
+
+const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
+
+/** A client-to-server frame (FIN, binary or close), masked with MASK; payloads under 126 bytes. */
+function maskedFrame(opcode: number, payload: Buffer): Buffer {
+  const frame = Buffer.alloc(6 + payload.length)
+  frame[0] = 0x80 | opcode
+  frame[1] = 0x80 | payload.length
+  MASK.copy(frame, 2)
+  for (let i = 0; i < payload.length; i++) frame[6 + i] = payload[i]! ^ MASK[i & 3]!
+  return frame
+}
+
+/**
+ * For the connection rate only: a minimal WebSocket client on a raw socket (a fixed handshake, one
+ * pre-masked frame, the close handshake), so the client's own cost is close to the plain TCP client's and
+ * the relay's cost is what the rate shows. The response is not validated beyond its length.
+ */
+async function rawWsEcho(port: number, opening: Buffer): Promise<void> {
+  const socket = net.connect({ host: '127.0.0.1', port, noDelay: true })
+  socket.on('error', () => {})
+  const closed = once(socket, 'close')
+  const request =
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n` +
+    `Sec-WebSocket-Protocol: binary\r\n\r\n`
+  socket.write(request)
+  await new Promise<void>((resolve, reject) => {
+    let seen = Buffer.alloc(0)
+    let headEnd = -1
+    socket.on('close', () => reject(new Error('closed before the echo')))
+    socket.on('data', function rawOnData(chunk: Buffer) {
+      seen = Buffer.concat([seen, chunk])
+      if (headEnd < 0) {
+        headEnd = seen.indexOf('\r\n\r\n')
+        // Like a browser, send only once the 101 is in (websockify drops bytes that come with the request).
+        if (headEnd >= 0) socket.write(maskedFrame(0x2, opening))
+      }
+      if (headEnd >= 0 && seen.length - headEnd - 4 >= PING.length + 2) {
+        socket.off('data', rawOnData)
+        resolve()
+      }
+    })
+  })
+  socket.write(maskedFrame(0x8, Buffer.from([0x03, 0xe8])))
+  // The server's close frame (or its FIN) ends it; some servers wait for the client to close the TCP.
+  await new Promise((resolve) => {
+    socket.once('data', resolve)
+    socket.once('close', resolve)
+  })
+  socket.destroy()
+  await closed
+}
+
+async function connrate(job: Extract<Job, { scenario: 'connrate' }>) {
+  const opening = Buffer.concat([header('e'), PING])
+  const start = performance.now()
+  const deadline = start + job.durationMs
+  let done = 0
+  async function worker(): Promise<void> {
+    while (performance.now() < deadline) {
+      if (job.proto === 'ws') {
+        await rawWsEcho(job.port, opening)
+        done++
+        continue
+      }
+      const conn = await connect(job.proto, job.port)
+      const got = counter(conn)
+      conn.write(opening)
+      await got(PING.length)
+      await conn.close()
+      done++
+    }
+  }
+  await Promise.all(Array.from({ length: job.parallel }, worker))
+  const seconds = (performance.now() - start) / 1000
+  return { connections: done, seconds, perSecond: done / seconds }
+}
+
+/** Opens `count` tunnels (200 at a time), reports, holds them until told to close. */
+async function idle(job: Extract<Job, { scenario: 'idle' }>) {
+  // Open and close `warmUp` tunnels first: the relay's heap grows once to its working size, and the
+  // orchestrator measures the marginal cost of a tunnel from there (and the cold cost from start-up).
+  for (let i = 0; i < job.warmUp; i += 100) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(100, job.warmUp - i) }, () => connect(job.proto, job.port)),
+    )
+    await Promise.all(batch.map((c) => c.close()))
+  }
+  await phase('warm', job.warmUp)
+  const conns: Conn[] = []
+  const start = performance.now()
+  let refused = 0
+  for (let i = 0; i < job.count; i += 200) {
+    const batch = Math.min(200, job.count - i)
+    const opened = await Promise.allSettled(
+      Array.from({ length: batch }, () => connect(job.proto, job.port)),
+    )
+    for (const o of opened) {
+      if (o.status === 'fulfilled') {
+        o.value.write(header('i'))
+        conns.push(o.value)
+      } else refused++
+    }
+    if (refused > 0) break
+  }
+  const openSeconds = (performance.now() - start) / 1000
+  await phase('opened', conns.length)
+  for (const c of conns) c.destroy()
+  return { opened: conns.length, refused, openSeconds }
+}
+
+/** `count` tunnels whose clients stop reading while the target pushes `bytes` into each. */
+async function slow(job: Extract<Job, { scenario: 'slow' }>) {
+  // Warm up first, as a daemon that has been moving data is: the heap's first growth is not per tunnel.
+  const warm = await connect(job.proto, job.port)
+  await download(warm, WARM_UP_BYTES)
+  await warm.close()
+  const conns = await Promise.all(
+    Array.from({ length: job.count }, () => connect(job.proto, job.port)),
+  )
+  await phase('opened', job.count) // the tunnels are up and nothing flows: the idle level
+  for (const conn of conns) {
+    conn.pause()
+    conn.write(header('d', job.bytes))
+  }
+  await phase('pushing', job.count)
+  for (const conn of conns) conn.destroy()
+  return {}
+}
+
+let resume: (() => void) | undefined
+/** Tells the orchestrator where we are and waits for its go-ahead (it measures the relay meanwhile). */
+function phase(name: string, count: number): Promise<void> {
+  send({ type: 'phase', phase: name, count })
+  return new Promise((resolve) => (resume = resolve))
+}
+
+function send(message: ChildMessage): void {
+  process.send?.(message)
+}
+
+const SCENARIOS = { upload: throughput, download: throughput, latency, connrate, idle, slow }
+
+process.on('message', (message: Job | { cmd: 'continue' }) => {
+  if ('cmd' in message) {
+    resume?.()
+    return
+  }
+  const run = SCENARIOS[message.scenario] as (job: Job) => Promise<Record<string, number>>
+  run(message).then(
+    (result) => send({ type: 'result', result }),
+    (err: unknown) => send({ type: 'error', message: String(err) }),
+  )
+})
+process.on('disconnect', () => process.exit(0))
