@@ -94,6 +94,7 @@ export function bridge(
   let finished = false
   let wsClosed = false
   let tcpClosed = false
+  let tcpEnded = false
   let result: Omit<TunnelResult, 'bytesUp' | 'bytesDown' | 'durationMs'> | undefined
   let resolveClosed: (r: TunnelResult) => void = () => {}
   const closed = new Promise<TunnelResult>((resolve) => (resolveClosed = resolve))
@@ -118,6 +119,7 @@ export function bridge(
   ws.on('error', wsOnError)
   tcp.on('data', v1 ? v1.tcpOnData : tcpOnData)
   tcp.on('drain', v1 ? v1.tcpOnDrain : tcpOnDrain)
+  tcp.on('end', tcpOnEndSeen)
   tcp.on('end', v1 ? v1.tcpOnEnd : tcpOnEnd)
   tcp.on('error', tcpOnError)
   tcp.on('close', tcpOnClose)
@@ -229,9 +231,18 @@ export function bridge(
     )
   }
 
+  function tcpOnEndSeen(): void {
+    tcpEnded = true
+  }
+
   function tcpOnClose(): void {
     tcpClosed = true
-    finish('target', CloseCode.INTERNAL_ERROR, 'target connection closed')
+    // In gangway.v1 a target that ended cleanly can close while the control channel still holds its last
+    // bytes back for the client's credit; the channel ends the tunnel (1000) once they are delivered.
+    // Any other close without an 'end' or an error is unexpected.
+    if (!(v1 !== undefined && tcpEnded)) {
+      finish('target', CloseCode.INTERNAL_ERROR, 'target connection closed')
+    }
     maybeDone()
   }
 
