@@ -44,6 +44,8 @@ export interface BridgeOptions {
   readonly idleTimeoutMs: number
   /** Session recording (`--record`); undefined when off, which costs nothing per chunk. */
   readonly recorder?: Recorder
+  /** Payload bytes (both directions together) the tunnel may carry; beyond it, close 4413. */
+  readonly maxBytes?: number
 }
 
 /** A live tunnel as the server sees it. */
@@ -83,6 +85,7 @@ export function bridge(
   const rejectText = options.textPolicy === 'reject'
   const tracksIdle = options.idleTimeoutMs > 0
   const recorder = options.recorder
+  const byteLimit = options.maxBytes ?? Infinity
   const idleTimer = timer(tunnelOnIdleTimer, options.idleTimeoutMs)
   const lingerTimer = timer(tunnelOnLingerTimer, CLOSE_TIMEOUT_MS + 1_000)
   let bytesUp = 0
@@ -133,6 +136,10 @@ export function bridge(
       return
     }
     const chunk = data as Buffer // binaryType 'nodebuffer': fragments arrive concatenated
+    if (bytesUp + bytesDown + chunk.length > byteLimit) {
+      byteLimitReached()
+      return
+    }
     bytesUp += chunk.length
     if (recorder !== undefined) recorder.up(chunk)
     alive = true
@@ -148,9 +155,14 @@ export function bridge(
 
   /** gangway.v1 client bytes: counted like raw ones (result, liveness, idle). */
   function countUp(bytes: number): void {
+    if (bytesUp + bytesDown + bytes > byteLimit) byteLimitReached()
     bytesUp += bytes
     alive = true
     if (tracksIdle) lastActivity = performance.now()
+  }
+
+  function byteLimitReached(): void {
+    finish('server', CloseCode.BYTE_LIMIT, `byte limit of ${byteLimit} reached`)
   }
 
   function tcpOnDrain(): void {
@@ -163,6 +175,10 @@ export function bridge(
   // --- target → client ---------------------------------------------------------------------------
   function tcpOnData(chunk: Buffer): void {
     if (finished) return // the client is gone: keep reading so the target is not stuck, drop the bytes
+    if (bytesUp + bytesDown + chunk.length > byteLimit) {
+      byteLimitReached()
+      return
+    }
     bytesDown += chunk.length
     if (recorder !== undefined) recorder.down(chunk)
     if (tracksIdle) lastActivity = performance.now()

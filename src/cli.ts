@@ -144,6 +144,11 @@ const COMMANDS: readonly CommandSpec[] = [
           type: 'string',
           describe: 'Tunnels this token may hold at once.',
         })
+        .option('max-bytes', {
+          type: 'string',
+          describe:
+            'Payload bytes one tunnel may carry (both ways); beyond it the daemon closes 4413.',
+        })
         .option('idle-timeout', {
           type: 'string',
           describe: 'Seconds without payload before its tunnels close.',
@@ -501,13 +506,18 @@ async function runToken(args: Args): Promise<number> {
   if (target !== undefined) parseTarget(target, { label: '--target' })
   const ttl = text('ttl')
   const maxConnections = text('max-connections')
+  const maxBytes = text('max-bytes')
   const idleTimeout = text('idle-timeout')
   const token = await mintToken({
     keyFile,
     target: (target ?? route)!,
     ttlSeconds: ttl === undefined ? 300 : parseSeconds(ttl, '--ttl'),
     singleUse: args['single-use'] === true,
-    maxConnections: maxConnections === undefined ? undefined : parsePositiveCount(maxConnections),
+    maxConnections:
+      maxConnections === undefined
+        ? undefined
+        : parsePositiveCount(maxConnections, '--max-connections'),
+    maxBytes: maxBytes === undefined ? undefined : parsePositiveCount(maxBytes, '--max-bytes'),
     idleTimeoutSeconds:
       idleTimeout === undefined ? undefined : parseSeconds(idleTimeout, '--idle-timeout'),
     audience: text('audience'),
@@ -527,10 +537,10 @@ function parseSeconds(value: string, label: string): number {
   return n
 }
 
-function parsePositiveCount(value: string): number {
+function parsePositiveCount(value: string, label: string): number {
   if (!/^[1-9]\d*$/.test(value)) {
     throw new ConfigError(
-      `--max-connections: expected a positive whole number, got ${JSON.stringify(value)}`,
+      `${label}: expected a positive whole number, got ${JSON.stringify(value)}`,
     )
   }
   return Number(value)

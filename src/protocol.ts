@@ -56,6 +56,8 @@ export const CloseCode = {
   IDLE_TIMEOUT: 4408,
   /** An operator closed the tunnel (admin API or status page). */
   CLOSED_BY_OPERATOR: 4410,
+  /** The tunnel carried the most payload its token or route allows (`maxBytes`). */
+  BYTE_LIMIT: 4413,
   /** `--max-connections` tunnels are already open. */
   TOO_MANY_CONNECTIONS: 4429,
   /** Too many tunnels for this token, or too many failed attempts from this client address. */

@@ -253,6 +253,7 @@ export function createTunnelServer(
       textPolicy: route.textPolicy ?? config.textPolicy,
       idleTimeoutMs: route.idleTimeoutMs ?? config.idleTimeoutMs,
       recorder,
+      maxBytes: route.maxBytes,
     })
     tunnels.set(id, tunnel)
     details.set(id, {

@@ -17,6 +17,8 @@ export interface MintOptions {
   ttlSeconds: number
   singleUse: boolean
   maxConnections: number | undefined
+  /** Payload bytes (both directions) one tunnel may carry; the daemon closes it with 4413 beyond. */
+  maxBytes: number | undefined
   idleTimeoutSeconds: number | undefined
   audience: string | undefined
   issuer: string | undefined
@@ -67,6 +69,7 @@ export async function mintToken(options: MintOptions, now = Date.now()): Promise
   const { alg, key } = await signingKey(options.keyFile)
   const claims: Record<string, unknown> = { target: options.target }
   if (options.maxConnections !== undefined) claims['maxConnections'] = options.maxConnections
+  if (options.maxBytes !== undefined) claims['maxBytes'] = options.maxBytes
   if (options.idleTimeoutSeconds !== undefined) claims['idleTimeout'] = options.idleTimeoutSeconds
   const iat = Math.floor(now / 1000)
   let jwt = new SignJWT(claims)

@@ -26,6 +26,8 @@ export type TunnelErrorCode =
   | 'AUTH_FAILED'
   | 'FORBIDDEN'
   | 'IDLE_TIMEOUT'
+  | 'CLOSED_BY_OPERATOR'
+  | 'BYTE_LIMIT'
   | 'THROTTLED'
   | 'TARGET_REFUSED'
   | 'TARGET_UNREACHABLE'
@@ -49,6 +51,8 @@ export const CLOSE_CODES: Readonly<Record<number, TunnelErrorCode>> = {
   4401: 'AUTH_FAILED',
   4403: 'FORBIDDEN',
   4408: 'IDLE_TIMEOUT',
+  4410: 'CLOSED_BY_OPERATOR',
+  4413: 'BYTE_LIMIT',
   4429: 'THROTTLED',
   4502: 'TARGET_REFUSED',
   4503: 'TARGET_UNREACHABLE',

@@ -18,6 +18,8 @@ export interface RouteOptions {
   readonly textPolicy?: TextPolicy
   /** Tunnels open at once for this token (or route); more are refused with 4429. */
   readonly maxConnections?: number
+  /** Payload bytes (both directions together) one tunnel may carry; beyond it, close 4413. */
+  readonly maxBytes?: number
 }
 
 /** What a token resolves to. */

@@ -5,7 +5,7 @@
  * URL. The algorithm follows the key type, so an HMAC-with-a-public-key confusion cannot happen. Claims:
  * `target` (`host:port`, `[v6]:port`, `unix:/path` or a route name) or websockify's `host` + `port`; `exp`
  * required and at most `maxLifetimeMs` away; `nbf`, `aud`, `iss`; single use by `jti`; per-token
- * `maxConnections` and `idleTimeout`. Any verification failure is "no such token" (4401); only a JWKS URL
+ * `maxConnections`, `maxBytes` and `idleTimeout`. Any verification failure is "no such token" (4401); only a JWKS URL
  * that cannot be fetched is an outage (4503).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
@@ -142,9 +142,11 @@ function asTarget(parse: () => Target): Resolution | undefined {
 }
 
 function claimLimits(payload: JWTPayload): RouteOptions {
-  const limits: { maxConnections?: number; idleTimeoutMs?: number } = {}
+  const limits: { maxConnections?: number; idleTimeoutMs?: number; maxBytes?: number } = {}
   const max = payload['maxConnections']
   if (typeof max === 'number' && Number.isSafeInteger(max) && max > 0) limits.maxConnections = max
+  const bytes = payload['maxBytes']
+  if (typeof bytes === 'number' && Number.isSafeInteger(bytes) && bytes > 0) limits.maxBytes = bytes
   const idle = payload['idleTimeout']
   if (typeof idle === 'number' && idle >= 0 && idle < 2 ** 31 / 1000)
     limits.idleTimeoutMs = Math.round(idle * 1000)

@@ -36,11 +36,12 @@ const ROUTE_KEYS = [
   'highWaterMark',
   'text',
   'maxConnections',
+  'maxBytes',
 ]
 
 /**
  * Parses the config file's `routes` mapping: `name → { target, tokens?, connectTimeout?, idleTimeout?,
- * highWaterMark?, text?, maxConnections? }`.
+ * highWaterMark?, text?, maxConnections?, maxBytes? }`.
  * @throws {ConfigError} `<label>.<name>.<key>: …` naming the first bad value.
  */
 export function parseRoutes(value: unknown, label: string, cwd?: string): Routes {
@@ -107,6 +108,8 @@ export function parseRouteOptions(at: string, fields: Record<string, unknown>): 
     ) as TextPolicy
   if (fields['maxConnections'] !== undefined)
     options.maxConnections = field(at, 'maxConnections', fields['maxConnections'], parseCount)
+  if (fields['maxBytes'] !== undefined)
+    options.maxBytes = field(at, 'maxBytes', fields['maxBytes'], parseBytes)
   return Object.freeze(options)
 }
 

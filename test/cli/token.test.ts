@@ -83,7 +83,7 @@ describe('gangway token', () => {
       key,
     ])
     const { url } = await jwtDaemon(key)
-    const token = await mint(['--key', key, '--route', 'lab'])
+    const token = await mint(['--key', key, '--route', 'lab', '--max-bytes', '4096'])
     const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as {
       alg: string
     }
@@ -93,6 +93,7 @@ describe('gangway token', () => {
     >
     expect(header.alg).toBe('ES256')
     expect(payload['exp']! - payload['iat']!).toBe(300) // the default lifetime
+    expect(payload['maxBytes']).toBe(4096)
     expect(await tryToken(url, token)).toBe('ping')
   })
 

@@ -1,0 +1,62 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { once } from 'node:events'
+import WebSocket from 'ws'
+import { parseRoutes } from '../../src/targets/routes.js'
+import { startAccessTunnel } from '../helpers/access.js'
+import { createDisposer } from '../helpers/disposer.js'
+import { startTcpServer } from '../helpers/tcp.js'
+import { memoryLogger } from '../helpers/tunnel.js'
+import { closed } from '../helpers/ws.js'
+
+const d = createDisposer()
+afterEach(() => d.run())
+const TOKEN = 'byte-limited-token-0001'
+
+async function limited(onSocket: Parameters<typeof startTcpServer>[0] = () => {}) {
+  const target = await startTcpServer(onSocket)
+  d.add(() => target.close())
+  const routes = parseRoutes(
+    { small: { target: `127.0.0.1:${target.port}`, tokens: [TOKEN], maxBytes: '1000' } },
+    'routes',
+  )
+  const { url } = await startAccessTunnel(d, { routes }, memoryLogger())
+  const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${TOKEN}` } })
+  d.add(() => ws.terminate())
+  ws.on('error', () => {})
+  await once(ws, 'open')
+  return { ws, target }
+}
+
+describe('per-route byte limit (maxBytes, also a JWT claim)', () => {
+  it('closes with 4413 before relaying the message that would cross the limit', async () => {
+    const { ws, target } = await limited()
+    const socket = await target.accepted(0)
+    let received = 0
+    socket.on('data', (c: Buffer) => (received += c.length))
+    const ended = once(socket, 'end')
+    const wsClosed = closed(ws)
+    ws.send(Buffer.alloc(600))
+    ws.send(Buffer.alloc(600)) // 1200 > 1000
+    expect(await wsClosed).toEqual({ code: 4413, reason: 'byte limit of 1000 reached' })
+    await ended
+    expect(received).toBe(600)
+  })
+
+  it('counts both directions together', async () => {
+    const { ws } = await limited((socket) =>
+      socket.on('data', () => socket.write(Buffer.alloc(700))),
+    )
+    const wsClosed = closed(ws)
+    let down = 0
+    ws.on('message', (m: Buffer) => (down += m.length))
+    // Request/response rounds of 100 up + 700 down: the second answer would bring the total to 1600.
+    let isClosed = false
+    void wsClosed.then(() => (isClosed = true))
+    for (let round = 0; round < 5 && !isClosed; round++) {
+      ws.send(Buffer.alloc(100))
+      await Promise.race([once(ws, 'message'), wsClosed])
+    }
+    expect((await wsClosed).code).toBe(4413)
+    expect(down).toBeLessThanOrEqual(700)
+  })
+})
