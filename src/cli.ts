@@ -403,15 +403,18 @@ async function runDemo(args: Args): Promise<number> {
   }
 }
 
+/** A subcommand's string option: undefined when absent, a usage error when given empty. */
+function stringOption(args: Args, name: string): string | undefined {
+  const value = args[name]
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '')
+    throw new ConfigError(`--${name}: expected a value`)
+  return value
+}
+
 async function runClient(args: Args): Promise<number> {
   const { runStdio, startClientListener } = await import('./client.js')
-  const text = (name: string): string | undefined => {
-    const value = args[name]
-    if (value === undefined) return undefined
-    if (typeof value !== 'string' || value === '')
-      throw new ConfigError(`--${name}: expected a value`)
-    return value
-  }
+  const text = (name: string): string | undefined => stringOption(args, name)
   const url = text('url')
   if (url === undefined) throw new ConfigError('client: --url is required (ws://… or wss://…)')
   if (!/^wss?:\/\/[^/]/.test(url))
@@ -488,13 +491,7 @@ async function runClient(args: Args): Promise<number> {
 
 async function runToken(args: Args): Promise<number> {
   const { mintToken } = await import('./token.js')
-  const text = (name: string): string | undefined => {
-    const value = args[name]
-    if (value === undefined) return undefined
-    if (typeof value !== 'string' || value === '')
-      throw new ConfigError(`--${name}: expected a value`)
-    return value
-  }
+  const text = (name: string): string | undefined => stringOption(args, name)
   const keyFile = text('key')
   if (keyFile === undefined)
     throw new ConfigError("token: --key is required (the daemon's --jwt-key file)")
