@@ -1,22 +1,16 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { runGangway, spawnGangway } from './gangway-process.js'
 
 const disposer = createDisposer()
 afterEach(() => disposer.run())
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-auth-cli-'))
-  disposer.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
 describe('gangway with tokens', () => {
   it('exits 2 with one line naming the file and line of a bad token file', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(disposer, 'gangway-auth-cli-')
     const file = join(dir, 'tokens')
     await writeFile(file, 'ok: 127.0.0.1:5900\n\nbad:127.0.0.1:5900\n')
     const { code, stderr } = await runGangway(disposer, ['--token-file', file, '127.0.0.1:0'])
@@ -25,7 +19,7 @@ describe('gangway with tokens', () => {
   })
 
   it('exits 2 when a TARGET is combined with tokens, and says what to do instead', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(disposer, 'gangway-auth-cli-')
     const file = join(dir, 'tokens')
     await writeFile(file, 'ok: 127.0.0.1:5900\n')
     const { code, stderr } = await runGangway(disposer, [
@@ -41,7 +35,7 @@ describe('gangway with tokens', () => {
 
 describe('websockify token flags', () => {
   it('accepts --token-plugin TokenFile --token-source FILE --host-token as websockify does', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(disposer, 'gangway-auth-cli-')
     const file = join(dir, 'tokens')
     await writeFile(file, 'vnc: 127.0.0.1:5900\n')
     const proc = spawnGangway(disposer, [

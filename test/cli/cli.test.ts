@@ -1,24 +1,18 @@
 import { once } from 'node:events'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { afterEach, describe, expect, it } from 'vitest'
 import { describeDefault, OPTIONS } from '../../src/config.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { closed, openWs } from '../helpers/ws.js'
 import { portOf, REPO_ROOT, runGangway, spawnGangway, type LogRecord } from './gangway-process.js'
 
 const disposer = createDisposer()
 afterEach(() => disposer.run())
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-cli-'))
-  disposer.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 async function echoPort(): Promise<number> {
   const echo = await startEchoServer()
@@ -161,7 +155,7 @@ describe('gangway usage errors: exit 2, one line on stderr, nothing listens', ()
       'invalid YAML: Map keys must be unique at line 2, column 1',
     ],
   ])('a bad config file %s (%j) is named in the error', async (name, text, problem) => {
-    const path = join(await tempDir(), name)
+    const path = join(await tempDir(disposer, 'gangway-cli-'), name)
     await writeFile(path, text)
     const { code, stderr } = await runGangway(disposer, ['--config', path, '6080', 'a:1'])
     expect(code).toBe(2)
@@ -169,7 +163,7 @@ describe('gangway usage errors: exit 2, one line on stderr, nothing listens', ()
   })
 
   it('an unreadable config file is named in the error', async () => {
-    const path = join(await tempDir(), 'missing.yaml')
+    const path = join(await tempDir(disposer, 'gangway-cli-'), 'missing.yaml')
     const { code, stderr } = await runGangway(disposer, ['--config', path, '6080', 'a:1'])
     expect(code).toBe(2)
     expect(stderr).toEqual([`gangway: config ${path}: cannot read it (no such file)`])
@@ -178,7 +172,7 @@ describe('gangway usage errors: exit 2, one line on stderr, nothing listens', ()
 
 describe('gangway config files', () => {
   it('reads a YAML file, and flags and positionals override it', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(disposer, 'gangway-cli-')
     const target = await echoPort()
     await mkdir(join(dir, 'from-file'))
     await mkdir(join(dir, 'from-flag'))
@@ -227,7 +221,7 @@ describe('gangway config files', () => {
   })
 
   it('reads listen, target and options from a JSON file alone', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(disposer, 'gangway-cli-')
     const target = await echoPort()
     await writeFile(
       join(dir, 'gangway.json'),

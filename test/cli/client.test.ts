@@ -119,21 +119,19 @@ describe('gangway client over wss:', () => {
   })
 })
 
+/** `gangway client --listen 0` in front of `url`; resolves once it logs its (loopback) address. */
+async function startClientListener(url: string) {
+  const proc = spawnGangway(d, ['client', '--log-format', 'json', '--url', url, '--listen', '0'])
+  const listening = await proc.waitForLog((r) => r.msg === 'client listening')
+  return { proc, listening }
+}
+
 describe('gangway client --listen', () => {
   it('redis-cli pipes 10,000 commands to a real Redis through client → daemon', async () => {
     const redis = await startRedis()
     d.add(() => redis.stop())
     const server = await startTunnel(d, tcpTarget(redis.port, redis.host))
-    const proc = spawnGangway(d, [
-      'client',
-      '--log-format',
-      'json',
-      '--url',
-      server.url(),
-      '--listen',
-      '0',
-    ])
-    const listening = await proc.waitForLog((r) => r.msg === 'client listening')
+    const { proc, listening } = await startClientListener(server.url())
     expect(listening['listen']).toMatch(/^127\.0\.0\.1:\d+$/) // a bare port is loopback only
     const commands =
       Array.from({ length: 10_000 }, (_, i) => `SET key:${i} value-${i}\r\n`).join('') +
@@ -158,16 +156,8 @@ describe('gangway client --listen', () => {
     const pg = await startPostgres()
     d.add(() => pg.stop())
     const server = await startTunnel(d, tcpTarget(pg.port, pg.host))
-    const proc = spawnGangway(d, [
-      'client',
-      '--log-format',
-      'json',
-      '--url',
-      server.url(),
-      '--listen',
-      '0',
-    ])
-    const port = portOf((await proc.waitForLog((r) => r.msg === 'client listening'))['listen'])
+    const { proc, listening } = await startClientListener(server.url())
+    const port = portOf(listening['listen'])
     const dir = await mkdtemp(join(tmpdir(), 'gangway-psql-'))
     d.add(() => rm(dir, { recursive: true, force: true }))
     // ~50 MB of CSV: an id and a random hex payload per row.

@@ -2,12 +2,12 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { startAccessTunnel } from '../helpers/access.js'
@@ -17,12 +17,6 @@ import { runGangway } from './gangway-process.js'
 const d = createDisposer()
 afterEach(() => d.run())
 const run = promisify(execFile)
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-token-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 /** A daemon whose JWT resolver uses `keyFile`, with a route `lab` to an echo server. */
 async function jwtDaemon(keyFile: string, singleUse = false) {
@@ -58,7 +52,7 @@ async function tryToken(url: string, token: string): Promise<string | number> {
 
 describe('gangway token', () => {
   it('mints an HS256 token from a secret file that opens the named route', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-token-')
     const key = join(dir, 'secret')
     await writeFile(key, randomBytes(48).toString('base64') + '\n')
     const { url } = await jwtDaemon(key)
@@ -71,7 +65,7 @@ describe('gangway token', () => {
   })
 
   it('mints an ES256 token from a PEM private key; the daemon verifies it with the same file', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-token-')
     const key = join(dir, 'ec.pem')
     await run('openssl', [
       'genpkey',
@@ -98,7 +92,7 @@ describe('gangway token', () => {
   })
 
   it('--single-use: the daemon refuses the same token a second time (4401)', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-token-')
     const key = join(dir, 'secret')
     await writeFile(key, randomBytes(48).toString('hex'))
     const { url } = await jwtDaemon(key, true)

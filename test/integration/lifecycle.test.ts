@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { once } from 'node:events'
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises'
+import { stat, writeFile } from 'node:fs/promises'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { rawRequest } from '../helpers/raw-http.js'
 import { freePort, startBlackhole, startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
@@ -14,12 +14,6 @@ import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-test-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 async function echoRoundTrip(ws: WebSocket, text: string): Promise<string> {
   ws.send(Buffer.from(text))
@@ -92,7 +86,7 @@ describe('graceful drain', () => {
 
 describe('unix sockets', () => {
   it('listens on unix:/path with the configured mode, replaces a stale socket file, removes it on close', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-test-')
     const path = join(dir, 'gangway.sock')
     // A stale socket file from a crashed run: bound by a process that exited without unlinking it.
     const { execFileSync } = await import('node:child_process')
@@ -119,7 +113,7 @@ describe('unix sockets', () => {
   })
 
   it('refuses to take over a unix socket another process is listening on', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-test-')
     const path = join(dir, 'busy.sock')
     const busy = net.createServer().listen(path)
     await once(busy, 'listening')
@@ -135,7 +129,7 @@ describe('unix sockets', () => {
   })
 
   it('refuses to replace a regular file at the listen path', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-test-')
     const path = join(dir, 'not-a-socket')
     await writeFile(path, 'keep me')
     await expect(
@@ -145,7 +139,7 @@ describe('unix sockets', () => {
   })
 
   it('dials a unix socket target', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-test-')
     const path = join(dir, 'target.sock')
     const target = net.createServer((s) => s.pipe(s)).listen(path)
     await once(target, 'listening')

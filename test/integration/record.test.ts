@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed } from '../helpers/ws.js'
@@ -13,12 +13,6 @@ import { runGangway } from '../cli/gangway-process.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-rec-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 /** A tunnel whose target answers each chunk with "ok:<chunk>", recorded into `dir`/rec. */
 async function recordedSession(dir: string) {
@@ -50,7 +44,7 @@ async function recordedSession(dir: string) {
 
 describe('session recording (--record)', () => {
   it('writes one file per tunnel with every payload byte, its direction and time, then the end', async () => {
-    const { recordDir, file } = await recordedSession(await tempDir())
+    const { recordDir, file } = await recordedSession(await tempDir(d, 'gangway-rec-'))
     expect(file).toMatch(/conn\d+\.jsonl$/)
     expect((await stat(recordDir)).mode & 0o777).toBe(0o700)
     expect((await stat(file)).mode & 0o777).toBe(0o600)
@@ -80,7 +74,7 @@ describe('session recording (--record)', () => {
   })
 
   it('never records a token', async () => {
-    const { file } = await recordedSession(await tempDir())
+    const { file } = await recordedSession(await tempDir(d, 'gangway-rec-'))
     const text = await readFile(file, 'utf8')
     expect(text).not.toContain('SECRET')
     expect(Buffer.from(text).toString('base64')).not.toContain(
@@ -91,7 +85,7 @@ describe('session recording (--record)', () => {
 
 describe('gangway replay', () => {
   it('prints the timeline', async () => {
-    const { file } = await recordedSession(await tempDir())
+    const { file } = await recordedSession(await tempDir(d, 'gangway-rec-'))
     const result = await runGangway(d, ['replay', file])
     expect(result.code).toBe(0)
     expect(result.stdout[0]).toMatch(/^# tunnel \d+: 127\.0\.0\.1:\d+ → 127\.0\.0\.1:\d+, started /)
@@ -100,7 +94,7 @@ describe('gangway replay', () => {
   })
 
   it('re-sends the client side to a target: it receives exactly the recorded bytes', async () => {
-    const { file } = await recordedSession(await tempDir())
+    const { file } = await recordedSession(await tempDir(d, 'gangway-rec-'))
     let got = ''
     const sink = await startTcpServer((socket) =>
       socket.on('data', (c: Buffer) => (got += c.toString())),
@@ -119,7 +113,7 @@ describe('gangway replay', () => {
     [['replay', 'FILE_NOT_A_RECORDING'], /line 1: not a gangway recording/],
     [['replay', 'x', '--fast'], /^gangway: --speed and --fast go with --to$/],
   ])('%j: exit 2 and one line', async (args, message) => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-rec-')
     const notRecording = join(dir, 'x.jsonl')
     await writeFile(notRecording, '{"hello":1}\n')
     const argv = args.map((a) => (a === 'FILE_NOT_A_RECORDING' ? notRecording : a))

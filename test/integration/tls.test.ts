@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { writeFile } from 'node:fs/promises'
 import type { TLSSocket } from 'node:tls'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { installCert, makeCert } from '../helpers/certs.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
@@ -13,12 +12,6 @@ import { openWs } from '../helpers/ws.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-tls-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 function peerName(ws: WebSocket): string {
   const socket = (ws as unknown as { _socket: TLSSocket })._socket
@@ -32,7 +25,7 @@ async function echo(ws: WebSocket, text: string): Promise<string> {
 }
 
 async function tlsTunnel(overrides = {}) {
-  const dir = await tempDir()
+  const dir = await tempDir(d, 'gangway-tls-')
   const first = await makeCert(dir, 'first', 'live')
   const target = await startEchoServer()
   d.add(() => target.close())

@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { mkdir, rename, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
@@ -14,12 +14,6 @@ import { DEFAULTS } from '../../src/config.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-tokens-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 async function echo(): Promise<number> {
   const server = await startEchoServer()
@@ -37,7 +31,7 @@ async function roundTrip(ws: WebSocket, text: string): Promise<string> {
 
 describe('token file', () => {
   it('reloads on change, atomically, while live tunnels keep running', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-tokens-')
     const port = await echo()
     const file = join(dir, 'tokens')
     await writeFile(file, `# tokens\nold-token-1: 127.0.0.1:${port}\n`)
@@ -60,7 +54,7 @@ describe('token file', () => {
   })
 
   it('keeps the previous tokens when a reload finds a bad line, and says where', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-tokens-')
     const port = await echo()
     const file = join(dir, 'tokens')
     await writeFile(file, `good-token: 127.0.0.1:${port}\n`)
@@ -73,7 +67,7 @@ describe('token file', () => {
   })
 
   it('reads every regular file of a directory (dotfiles and subdirectories skipped)', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-tokens-')
     const port = await echo()
     await writeFile(join(dir, 'a.conf'), `tok-a: 127.0.0.1:${port}\n`)
     await writeFile(join(dir, 'b.conf'), `tok-b: 127.0.0.1:${port}\n`)
@@ -87,7 +81,7 @@ describe('token file', () => {
   })
 
   it('stops the startup with the file name and line number of a bad line', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-tokens-')
     await writeFile(join(dir, 'tokens'), '\n# c\nt: host:5900\nt2:host:5900\n')
     const config = {
       ...DEFAULTS,
@@ -106,7 +100,7 @@ describe('token file', () => {
 
 describe('token directory (one file per token)', () => {
   it('resolves a token to the file of the same name and never leaves the directory', async () => {
-    const root = await tempDir()
+    const root = await tempDir(d, 'gangway-tokens-')
     const dir = join(root, 'tokens')
     await mkdir(dir)
     await writeFile(join(root, 'outside'), '127.0.0.1:22\n')
@@ -135,7 +129,7 @@ describe('token directory (one file per token)', () => {
   })
 
   it('refuses its targets (4403) while no target policy allows them', async () => {
-    const dir = await tempDir()
+    const dir = await tempDir(d, 'gangway-tokens-')
     const port = await echo()
     await writeFile(join(dir, 'sess-2'), `127.0.0.1:${port}\n`)
     const logger = memoryLogger()
