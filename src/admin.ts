@@ -14,6 +14,8 @@ import type { ListenAddress } from './config.js'
 import { GangwayError } from './errors.js'
 import type { RouteTotals, TunnelInfo, TunnelStats } from './server.js'
 import { VERSION } from './version.js'
+import type { SharedState } from './state/redis-state.js'
+import { answerRevokeRequest } from './state/revoke.js'
 
 export interface AdminServer {
   listen(): Promise<void>
@@ -40,7 +42,12 @@ export interface AdminOptions {
   /** Enables the admin API and status page; requests must carry `Authorization: Bearer <token>`. */
   token?: string
   logger?: Logger
+  /** Shared state (`--state-redis`): `/readyz` needs it reachable, `POST /api/revoke` writes to it. */
+  state?: Pick<SharedState, 'healthy' | 'revoke'> | undefined
 }
+
+/** Largest admin API request body (a revocation is a few hundred bytes). */
+const MAX_BODY_BYTES = 16 * 1024
 
 /** The status page: one HTML file and one script, read once, served as they are. */
 const STATUS_PAGE = {
@@ -126,8 +133,11 @@ export function createAdminServer(
       // Ready = accepting tunnels. A draining node answers 503 so the load balancer moves new clients away
       // while its live tunnels finish.
       const stats = await tunnels.stats()
-      const ready = !stats.draining
-      const body = { status: ready ? 'ready' : 'draining', tunnels: stats.tunnels }
+      // Without its shared store a node refuses every tunnel with a token (4503): not ready either.
+      const stateDown = options.state !== undefined && !options.state.healthy()
+      const ready = !stats.draining && !stateDown
+      const status = stats.draining ? 'draining' : stateDown ? 'shared state unreachable' : 'ready'
+      const body = { status, tunnels: stats.tunnels }
       send(req, res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n')
       return
     }
@@ -171,6 +181,17 @@ export function createAdminServer(
       })
       return
     }
+    if (path === '/api/revoke' && req.method === 'POST') {
+      if (options.state === undefined) {
+        sendJson(req, res, 404, { error: 'revocation needs shared state (--state-redis)' })
+        return
+      }
+      const body = await readJson(req)
+      const answer = await answerRevokeRequest(body, options.state)
+      if (answer.status === 200) logger.info('token revoked by admin API', answer.body)
+      sendJson(req, res, answer.status, answer.body)
+      return
+    }
     const close = TUNNEL_CLOSE_PATH.exec(path)
     if (close !== null && req.method === 'POST') {
       const id = Number(close[1])
@@ -212,6 +233,22 @@ export function createAdminServer(
       server.closeAllConnections()
       await closed
     },
+  }
+}
+
+/** The request body parsed as JSON; undefined when it is not JSON or too large. */
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size <= MAX_BODY_BYTES) chunks.push(chunk) // read on to the end, so the answer can be sent
+  }
+  if (size > MAX_BODY_BYTES) return undefined
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown
+  } catch {
+    return undefined
   }
 }
 

@@ -25,6 +25,7 @@ import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
 import { createAdminServer, type AdminServer } from './admin.js'
 import { createMetrics } from './metrics.js'
+import { attachState, createStateFromConfig } from './state/from-config.js'
 import cluster from 'node:cluster'
 import { startPrimary, workerContext, workerCount } from './cluster.js'
 import type { ListenAddress, LogFormat, LogLevel } from './config.js'
@@ -162,6 +163,40 @@ const COMMANDS: readonly CommandSpec[] = [
           describe: "iss claim (match the daemon's --jwt-issuer).",
         }),
     run: runToken,
+  },
+  {
+    command: 'revoke',
+    describe:
+      'Revoke a token on every node sharing --state-redis: refused from now on (4401), live tunnels closed (4410).',
+    builder: (y) =>
+      y
+        .option('fingerprint', {
+          type: 'string',
+          describe:
+            'The token’s fingerprint (8 hex characters), as logs and the admin API show it.',
+        })
+        .option('token-file', {
+          type: 'string',
+          describe: 'Or a file whose first line is the token (or set GANGWAY_TOKEN).',
+        })
+        .option('ttl', {
+          type: 'string',
+          describe:
+            'Seconds the revocation lasts (0 = forever). Default: until a JWT expires, else 7 days.',
+        })
+        .option('state-redis', {
+          type: 'string',
+          describe: 'The daemons’ --state-redis URL (or from --config).',
+        })
+        .option('state-prefix', {
+          type: 'string',
+          describe: 'Their --state-prefix. Default: gangway:.',
+        })
+        .option('config', {
+          type: 'string',
+          describe: 'Read stateRedis and statePrefix from the daemons’ config file.',
+        }),
+    run: runRevoke,
   },
   {
     command: 'replay <FILE>',
@@ -524,6 +559,44 @@ async function runToken(args: Args): Promise<number> {
   return EXIT_OK
 }
 
+async function runRevoke(args: Args): Promise<number> {
+  const { revokeToken } = await import('./revoke.js')
+  const text = (name: string): string | undefined => stringOption(args, name)
+  const configName = text('config')
+  const file = configName === undefined ? undefined : (await readConfigFile(configName)).values
+  const fromFile = (key: string): string | undefined =>
+    typeof file?.[key] === 'string' ? file[key] : undefined
+  const stateRedis = text('state-redis') ?? fromFile('stateRedis')
+  if (stateRedis === undefined)
+    throw new ConfigError('revoke: --state-redis (or a --config with stateRedis) is required')
+  const fingerprint = text('fingerprint')
+  const tokenFile = text('token-file')
+  let token: string | undefined
+  if (tokenFile !== undefined) {
+    const raw = await readFile(tokenFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new ConfigError(`--token-file: cannot read ${tokenFile} (${err.code ?? err.message})`)
+    })
+    token = raw.split('\n', 1)[0]?.trim() || undefined
+    if (token === undefined) throw new ConfigError(`--token-file: ${tokenFile} is empty`)
+  } else if (fingerprint === undefined) {
+    token = process.env['GANGWAY_TOKEN'] || undefined
+  }
+  if ((token === undefined) === (fingerprint === undefined))
+    throw new ConfigError(
+      'revoke: give exactly one of --fingerprint and --token-file (or GANGWAY_TOKEN)',
+    )
+  const ttl = text('ttl')
+  const line = await revokeToken({
+    stateRedis,
+    statePrefix: text('state-prefix') ?? fromFile('statePrefix') ?? 'gangway:',
+    token,
+    fingerprint,
+    ttlSeconds: ttl === undefined ? undefined : ttl === '0' ? 0 : parseSeconds(ttl, '--ttl'),
+  })
+  process.stdout.write(line + '\n')
+  return EXIT_OK
+}
+
 function parseSeconds(value: string, label: string): number {
   const n = Number(value)
   if (!/^\d+(\.\d+)?$/.test(value) || !(n > 0)) {
@@ -589,11 +662,28 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     format: config.logFormat,
     fields: worker === undefined ? undefined : { worker: worker.index },
   })
-  const access = await createAccessFromConfig(config, { logger })
   // Workers record metrics for the primary's admin listener to aggregate.
   const metrics = adminAt === undefined ? undefined : createMetrics()
+  const state = createStateFromConfig(config, {
+    logger,
+    registry: metrics?.registry,
+    subscribe: true,
+  })
+  const access = await createAccessFromConfig(config, { logger, state }).catch(
+    async (err: unknown) => {
+      await state?.close()
+      throw err
+    },
+  )
   const idSpace = worker === undefined ? undefined : { index: worker.index, count: worker.count }
-  const server = createTunnelServer(config, { logger, metrics, idSpace, access })
+  const server = createTunnelServer(config, {
+    logger,
+    metrics,
+    idSpace,
+    access,
+    isRevoked: state === undefined ? undefined : (print) => state.heardRevoked(print),
+  })
+  if (state !== undefined) attachState(state, server)
   let admin: AdminServer | undefined
   const stop = watchStopSignals(logger)
   const reloadAll = (): void => reloadEverything(server, access, logger)
@@ -605,7 +695,7 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
       worker.ready(server, metrics, reloadAll)
     } else {
       if (adminAt !== undefined && metrics !== undefined) {
-        admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger })
+        admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger, state })
         await admin.listen()
       }
       logger.info('listening', {
@@ -640,6 +730,7 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     await admin?.close()
     await server.close({ drainTimeoutMs: 0 })
     await access?.close()
+    await state?.close()
   }
 }
 
@@ -679,6 +770,8 @@ async function runPrimary(
     format: config.logFormat,
     fields: { worker: 'primary' },
   })
+  // The primary holds no tunnels: its connection serves /readyz and POST /api/revoke.
+  const state = createStateFromConfig(config, { logger, subscribe: false })
   const primary = startPrimary(count, logger)
   const stop = watchStopSignals(logger, () => primary.kill())
   function processOnSighup(): void {
@@ -700,6 +793,7 @@ async function runPrimary(
       admin = createAdminServer(adminAt, primary.admin, primary.admin, {
         token: adminToken,
         logger,
+        state,
       })
       await admin.listen()
     }
@@ -728,6 +822,7 @@ async function runPrimary(
     process.off('SIGHUP', processOnSighup)
     stop.dispose()
     await admin?.close()
+    await state?.close()
   }
 }
 

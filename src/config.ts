@@ -61,6 +61,9 @@ export interface Config {
   readonly trustProxy: string | undefined
   /** Send a PROXY protocol header to the target, so the backend learns the client address. */
   readonly targetProxyProtocol: 'off' | 'v1' | 'v2'
+  /** Redis shared by several nodes: revocations, per-token limits, single-use JWT ids (docs/operations.md). */
+  readonly stateRedis: string | undefined
+  readonly statePrefix: string
   /** Directory for session recordings (one file per tunnel); off when undefined. */
   readonly recordDir: string | undefined
   /** Worker processes sharing the listener; 0 = one per CPU core. */
@@ -402,6 +405,23 @@ export const OPTIONS: readonly OptionSpec[] = [
       'How a refusal or a failed dial is reported: "close" completes the upgrade and closes with a 4xxx code (readable from JavaScript); "http" answers 401/403/429/502/503/504 before the upgrade.',
   },
   {
+    key: 'statePrefix',
+    field: 'statePrefix',
+    flag: 'state-prefix',
+    kind: 'string',
+    default: 'gangway:',
+    describe: 'Prefix of the shared-state Redis keys and channel (--state-redis).',
+  },
+  {
+    key: 'stateRedis',
+    field: 'stateRedis',
+    flag: 'state-redis',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'Share state between nodes in Redis (redis://[:password@]host[:port][/db]): token revocations (gangway revoke), per-token connection limits, single-use JWT ids. Redis down = 4503 for new tunnels with tokens.',
+  },
+  {
     key: 'targetProxyProtocol',
     field: 'targetProxyProtocol',
     flag: 'target-proxy-protocol',
@@ -568,6 +588,8 @@ export const DEFAULTS = {
   proxyProtocol: false,
   trustProxy: undefined,
   targetProxyProtocol: 'off',
+  stateRedis: undefined,
+  statePrefix: 'gangway:',
   recordDir: undefined,
   workers: 1,
   logLevel: 'info',

@@ -54,7 +54,7 @@ export const CloseCode = {
   FORBIDDEN: 4403,
   /** No payload moved in either direction for `--idle-timeout` seconds. */
   IDLE_TIMEOUT: 4408,
-  /** An operator closed the tunnel (admin API or status page). */
+  /** An operator closed the tunnel (admin API or status page), or revoked its token ("token revoked"). */
   CLOSED_BY_OPERATOR: 4410,
   /** The tunnel carried the most payload its token or route allows (`maxBytes`). */
   BYTE_LIMIT: 4413,

@@ -40,6 +40,8 @@ export interface TunnelServerOptions {
   metrics?: Omit<TunnelMetrics, 'registry'>
   /** With several workers: this worker's index and the worker count, so tunnel ids never collide. */
   idSpace?: { index: number; count: number }
+  /** True for a token fingerprint revoked meanwhile (`--state-redis`): its tunnel closes as it opens. */
+  isRevoked?: (fingerprint: string) => boolean
 }
 
 /** One live tunnel, as the admin API and status page show it. */
@@ -92,6 +94,8 @@ export interface TunnelServer {
   totals(): Record<string, RouteTotals>
   /** Closes one tunnel with 4410 (closed by an operator); false if no such tunnel is open. */
   closeTunnel(id: number): boolean
+  /** Closes every tunnel a token admitted with 4410 "token revoked"; returns how many. */
+  closeTokenTunnels(fingerprint: string): number
 }
 
 /** Cap on how often Node checks for slow request heads; the handshake timeout is enforced at this grain. */
@@ -274,6 +278,10 @@ export function createTunnelServer(
       subprotocol: ws.protocol || undefined,
     })
     if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
+    // Admitted before a revocation reached this node, connected after it: close it now.
+    if (admission.fingerprint !== undefined && options.isRevoked?.(admission.fingerprint)) {
+      tunnel.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
+    }
     void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
       tunnels.delete(id)
       details.delete(id)
@@ -480,8 +488,32 @@ export function createTunnelServer(
     return true
   }
 
-  return { listen, address, url, close, stats, reloadCertificates, list, totals, closeTunnel }
+  function closeTokenTunnels(fingerprint: string): number {
+    let count = 0
+    for (const [id, info] of details) {
+      if (info.token !== fingerprint) continue
+      tunnels.get(id)?.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
+      count++
+    }
+    return count
+  }
+
+  return {
+    listen,
+    address,
+    url,
+    close,
+    stats,
+    reloadCertificates,
+    list,
+    totals,
+    closeTunnel,
+    closeTokenTunnels,
+  }
 }
+
+/** Close reason of the tunnels of a revoked token (code 4410). */
+export const TOKEN_REVOKED = 'token revoked'
 
 /** The route label of tunnels that no named route or resolver admitted (the fixed TARGET). */
 const ROUTE = 'default'

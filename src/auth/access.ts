@@ -14,7 +14,7 @@ import { ConfigError, TunnelError, tunnelError } from '../errors.js'
 import { fingerprint } from '../log.js'
 import type { Resolution, RouteOptions, TargetResolver } from '../targets/index.js'
 import type { TargetPolicy } from '../targets/policy.js'
-import { createConnectionCounter, createFailureLimiter } from './limits.js'
+import { createConnectionCounter, createFailureLimiter, type ConnectionCounter } from './limits.js'
 import type { OriginMatcher } from './origin.js'
 import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './token.js'
 
@@ -37,6 +37,10 @@ export interface AccessOptions {
   readonly connectTimeoutMs: number
   /** Injectable clock for the failure window. */
   readonly now?: () => number
+  /** Revoked tokens shared across nodes (`--state-redis`); throws while the store is unreachable. */
+  readonly revocations?: { isRevoked(fingerprint: string): Promise<boolean> } | undefined
+  /** Open tunnels per token or route; default: counted in this process's memory. */
+  readonly connectionCounter?: ConnectionCounter | undefined
 }
 
 export interface Admission {
@@ -94,7 +98,7 @@ export function createAccess(options: AccessOptions): Access {
     FAILURE_WINDOW_MS,
     options.now ?? Date.now,
   )
-  const counter = createConnectionCounter()
+  const counter = options.connectionCounter ?? createConnectionCounter()
 
   async function admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal> {
     let print: string | undefined
@@ -139,6 +143,13 @@ export function createAccess(options: AccessOptions): Access {
               : `origin ${JSON.stringify(origin ?? null)} not allowed for a cookie token`,
           ),
         )
+      }
+      if (options.revocations !== undefined) {
+        try {
+          if (await options.revocations.isRevoked(print)) return denyToken('revoked')
+        } catch (err) {
+          return refuse(tunnelError('ERR_RESOLVER_UNAVAILABLE', errorText(err), err))
+        }
       }
       try {
         resolution = await options.resolver.resolve(found.token, req)
@@ -199,7 +210,12 @@ export function createAccess(options: AccessOptions): Access {
     const limitKey = resolution?.limitKey ?? (print === undefined ? undefined : `token:${print}`)
     let release = noop
     if (limitKey !== undefined && routeOptions.maxConnections !== undefined) {
-      const slot = counter.acquire(limitKey, routeOptions.maxConnections)
+      let slot: (() => void) | undefined
+      try {
+        slot = await counter.acquire(limitKey, routeOptions.maxConnections)
+      } catch (err) {
+        return refuse(tunnelError('ERR_RESOLVER_UNAVAILABLE', errorText(err), err))
+      }
       if (slot === undefined) {
         return refuse(
           tunnelError(
@@ -238,3 +254,7 @@ function clientNamedTarget(req: IncomingMessage): string | undefined {
 }
 
 function noop(): void {}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}

@@ -14,11 +14,14 @@ import { redisTokens } from '../targets/redis.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
+import type { SharedState } from '../state/redis-state.js'
 import { createAccess, type Access } from './access.js'
 import { allowOrigins } from './origin.js'
 
 export interface AccessFromConfigOptions {
   logger?: Logger
+  /** State shared across nodes (`--state-redis`): revocations, connection slots, single-use JWT ids. */
+  state?: SharedState | undefined
 }
 
 /**
@@ -48,6 +51,7 @@ export async function createAccessFromConfig(
           audience: config.jwtAudience,
           maxLifetimeMs: config.jwtMaxLifetimeMs,
           singleUse: config.jwtSingleUse,
+          claimOnce: options.state && ((jti, ttlMs) => options.state!.claimOnce(jti, ttlMs)),
           routes,
           base64urlSecret: config.jwtSecretEncoding === 'base64url',
         }),
@@ -92,6 +96,8 @@ export async function createAccessFromConfig(
       clientTargets: config.clientTargets,
       maxAuthFailures: config.maxAuthFailures,
       connectTimeoutMs: config.connectTimeoutMs,
+      revocations: options.state,
+      connectionCounter: options.state?.slots,
     })
   } catch (err) {
     await Promise.all(resolvers.map((r) => r.close?.() ?? Promise.resolve()))

@@ -54,13 +54,23 @@ export function createFailureLimiter(
   }
 }
 
+/**
+ * Open tunnels per token or route. This process counts them in memory; with `--state-redis` every node
+ * counts in Redis instead (state/slots.ts), which is why `acquire` may answer asynchronously and may throw
+ * (the shared store is unreachable: the gate refuses with 4503).
+ */
 export interface ConnectionCounter {
   /** Takes one slot under `key` if fewer than `max` are taken; returns its release, or undefined. */
+  acquire(key: string, max: number): (() => void) | undefined | Promise<(() => void) | undefined>
+}
+
+/** The in-memory counter: answers at once. */
+export interface MemoryConnectionCounter extends ConnectionCounter {
   acquire(key: string, max: number): (() => void) | undefined
   count(key: string): number
 }
 
-export function createConnectionCounter(): ConnectionCounter {
+export function createConnectionCounter(): MemoryConnectionCounter {
   const open = new Map<string, number>()
   return {
     acquire(key, max) {

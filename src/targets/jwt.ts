@@ -44,6 +44,11 @@ export interface JwtOptions {
   readonly maxLifetimeMs: number
   /** Refuse a second use of the same `jti` (then `jti` is required). */
   readonly singleUse: boolean
+  /**
+   * Where used `jti`s are remembered when several nodes must agree (`--state-redis`): true the first
+   * time, false after; throws when the store is unreachable (4503). Default: this process's memory.
+   */
+  readonly claimOnce?: ((jti: string, ttlMs: number) => Promise<boolean>) | undefined
   /** Routes a `target` claim may name. */
   readonly routes?: Routes | undefined
   /** websockify JWTTokenApi compatibility: the key file's text is a base64url HMAC secret. */
@@ -98,9 +103,14 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
       if (resolved === undefined) return null
       if (options.singleUse) {
         if (typeof payload.jti !== 'string' || payload.jti === '') return null
-        forget(at)
-        if (seen.has(payload.jti)) return null
-        seen.set(payload.jti, expMs + CLOCK_TOLERANCE_S * 1000)
+        const until = expMs + CLOCK_TOLERANCE_S * 1000
+        if (options.claimOnce !== undefined) {
+          if (!(await options.claimOnce(payload.jti, until - at))) return null
+        } else {
+          forget(at)
+          if (seen.has(payload.jti)) return null
+          seen.set(payload.jti, until)
+        }
       }
       const limits = claimLimits(payload)
       return {
