@@ -15,7 +15,7 @@ import { portOf, runGangway, spawnGangway, type GangwayProcess } from '../cli/ga
 import { startRedis, type ContainerService } from '../helpers/containers.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { firstWsThrough, startNginx, type Nginx } from '../helpers/nginx.js'
-import { startEchoServer, type TcpServer } from '../helpers/tcp.js'
+import { freePort, startEchoServer, type TcpServer } from '../helpers/tcp.js'
 import { tempDir } from '../helpers/tmp.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 
@@ -185,6 +185,13 @@ describe('two nodes behind nginx with shared Redis state', () => {
     expect(await betaClosed).toEqual({ code: 4410, reason: 'token revoked' })
     expect(await connectAndClose(`${a.url}?token=${BETA}`)).toMatchObject({ code: 4401 })
 
+    // Each node counted what it heard and reports the store as up.
+    for (const node of nodes) {
+      const metrics = await (await fetch(`${node.admin}/metrics`)).text()
+      expect(metrics).toMatch(/^gangway_revocations_total 2$/m)
+      expect(metrics).toMatch(/^gangway_state_up 1$/m)
+    }
+
     // No token in any log line.
     for (const node of nodes) {
       const text = node.proc.stdout.join('\n')
@@ -242,5 +249,34 @@ describe('two nodes behind nginx with shared Redis state', () => {
     // Without an exp, a token's revocation lasts the default week.
     const ttl = await redisAdmin.pttl(`gangway:revoked:${fingerprint(token)}`)
     expect(ttl).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000)
+  })
+
+  it('a node whose Redis does not answer refuses tunnels with tokens (4503), says so once, is not ready', async () => {
+    const dir = await tempDir(d)
+    await writeFile(join(dir, 'admin-token'), ADMIN_TOKEN + '\n')
+    await writeFile(join(dir, 'tokens'), `epsilon-token: 127.0.0.1:${echo.port}\n`)
+    const nobody = await freePort()
+    const proc = spawnGangway(d, [
+      '--log-format=json',
+      `--token-file=${join(dir, 'tokens')}`,
+      `--state-redis=redis://127.0.0.1:${nobody}/0`,
+      '--admin=127.0.0.1:0',
+      '127.0.0.1:0',
+    ])
+    const listening = await proc.waitForLog((r) => r.msg === 'listening')
+    const url = `ws://127.0.0.1:${portOf(listening['listen'])}/?token=epsilon-token`
+    const admin = `http://127.0.0.1:${portOf(listening['admin'])}`
+    await proc.waitForLog((r) => r.msg.startsWith('shared state unreachable'))
+    for (let i = 0; i < 3; i++) expect(await attempt(url)).toBe(4503)
+    const ready = await fetch(`${admin}/readyz`)
+    expect(ready.status).toBe(503)
+    expect(await ready.json()).toMatchObject({ status: 'shared state unreachable' })
+    expect((await fetch(`${admin}/healthz`)).status).toBe(200)
+    const metrics = await (await fetch(`${admin}/metrics`)).text()
+    expect(metrics).toMatch(/^gangway_state_up 0$/m)
+    expect(metrics).toMatch(/^gangway_refusals_total\{code="4503"\} 3$/m)
+    await proc.waitForLog((r) => r.msg === 'tunnel refused' && r['code'] === 4503)
+    const outageLines = proc.stdout.filter((l) => l.includes('shared state unreachable'))
+    expect(outageLines).toHaveLength(1)
   })
 })
