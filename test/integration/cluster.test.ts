@@ -106,6 +106,17 @@ async function through(nginx: Nginx, token: string): Promise<WebSocket | number>
   return attempt(nginx.url(`?token=${token}`), { ca: nginx.ca })
 }
 
+/** Waits (bounded) until `n` connections listen on the revocation channel: every daemon has subscribed. */
+async function subscribers(n: number): Promise<number> {
+  let got = 0
+  const deadline = Date.now() + 10_000
+  for (let i = 0; i < 10_000 && got !== n && Date.now() < deadline; i++) {
+    const answer = (await redisAdmin.pubsub('NUMSUB', 'gangway:revocations')) as [string, number]
+    got = Number(answer[1])
+  }
+  return got
+}
+
 function count(list: string[], token: string): number {
   return list.filter((t) => t === fingerprint(token)).length
 }
@@ -147,6 +158,7 @@ describe('two nodes behind nginx with shared Redis state', () => {
     expect(beta).not.toBeTypeOf('number')
 
     // One revocation (the command, with the token from a file): both nodes close ALPHA's tunnels.
+    expect(await subscribers(2)).toBe(2)
     const closes = alpha.map((ws) => closed(ws))
     const revoke = await runGangway(d, [
       'revoke',
@@ -238,6 +250,7 @@ describe('two nodes behind nginx with shared Redis state', () => {
     expect(ws).not.toBeTypeOf('number')
     const wsClosed = closed(ws as WebSocket)
     expect((await fetch(`${node.admin}/readyz`)).status).toBe(200)
+    expect(await subscribers(2)).toBe(2) // one per worker
     const res = await node.api('/api/revoke', {
       method: 'POST',
       body: JSON.stringify({ token }),
