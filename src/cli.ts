@@ -664,7 +664,7 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   })
   // Workers record metrics for the primary's admin listener to aggregate.
   const metrics = adminAt === undefined ? undefined : createMetrics()
-  const state = createStateFromConfig(config, {
+  const state = await createStateFromConfig(config, {
     logger,
     registry: metrics?.registry,
     subscribe: true,
@@ -771,7 +771,7 @@ async function runPrimary(
     fields: { worker: 'primary' },
   })
   // The primary holds no tunnels: its connection serves /readyz and POST /api/revoke.
-  const state = createStateFromConfig(config, { logger, subscribe: false })
+  const state = await createStateFromConfig(config, { logger, subscribe: false })
   const primary = startPrimary(count, logger)
   const stop = watchStopSignals(logger, () => primary.kill())
   function processOnSighup(): void {

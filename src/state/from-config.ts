@@ -4,7 +4,7 @@
  * revocation heard on the channel closes that token's live tunnels here.
  */
 import type { Registry } from 'prom-client'
-import type { Config } from '../config.js'
+import { hasTokenSource, type Config } from '../config.js'
 import { ConfigError } from '../errors.js'
 import type { Logger } from '../log.js'
 import type { TunnelServer } from '../server.js'
@@ -18,23 +18,32 @@ export interface StateFromConfigOptions {
 }
 
 /**
- * Undefined without `--state-redis`. Does not wait for Redis: a node that starts while Redis is down
- * refuses tunnels with tokens (4503) and reports not ready until it is back.
- * @throws {ConfigError} for a value that is not a redis:// or rediss:// URL.
+ * Undefined without `--state-redis`. Waits for the first connection attempt, so that a node does not listen
+ * before it can check tokens; a node that starts while Redis is down starts anyway, refuses tunnels with
+ * tokens (4503) and reports not ready until it is back.
+ * @throws {ConfigError} for a value that is not a redis:// or rediss:// URL, or a daemon without tokens.
  */
-export function createStateFromConfig(
-  config: Pick<Config, 'stateRedis' | 'statePrefix'>,
+export async function createStateFromConfig(
+  config: Config,
   options: StateFromConfigOptions,
-): SharedState | undefined {
+): Promise<SharedState | undefined> {
   if (config.stateRedis === undefined) return undefined
   checkStateUrl(config.stateRedis)
-  return createSharedState({
+  if (!hasTokenSource(config)) {
+    // Everything shared is about tokens: without them Redis would only be one more way to become unready.
+    throw new ConfigError(
+      '--state-redis shares token state between nodes: it needs tokens or routes',
+    )
+  }
+  const state = createSharedState({
     url: config.stateRedis,
     prefix: config.statePrefix,
     subscribe: options.subscribe,
     logger: options.logger,
     registry: options.registry,
   })
+  await state.connected().catch(() => undefined) // the failure is logged; the state keeps reconnecting
+  return state
 }
 
 /** @throws {ConfigError} unless `url` is `redis://…` or `rediss://…`. */

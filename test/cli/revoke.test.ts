@@ -50,4 +50,16 @@ describe('gangway revoke', () => {
     expect(result.stderr[0]).toMatch(/^gangway: shared state unreachable: .*ECONNREFUSED/)
     expect(result.stdout).toEqual([])
   })
+
+  it('a daemon refuses --state-redis without tokens (nothing to share), exit code 2', async () => {
+    const result = await runGangway(d, [
+      '--state-redis=redis://127.0.0.1:1/0',
+      '127.0.0.1:0',
+      '127.0.0.1:1',
+    ])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toEqual([
+      'gangway: --state-redis shares token state between nodes: it needs tokens or routes',
+    ])
+  })
 })
