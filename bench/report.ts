@@ -162,6 +162,7 @@ const CLIENT_SPEAKS: Record<string, string> = {
   'naive ws+net': 'WS → naive relay → TCP',
   gangway: 'WS → gangway (1 process) → TCP',
   'gangway (all cores)': 'WS → gangway --workers 0 (a worker per core) → TCP',
+  'gangway (alt)': 'WS → the --alt build of gangway → TCP',
 }
 
 /** The few headline figures per relay, for the README. */
