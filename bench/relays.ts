@@ -19,6 +19,8 @@ export interface Relay {
   readonly proto: Proto
   /** Forks a process per connection (its memory is summed over the group, by Pss). */
   readonly forks: boolean
+  /** Several long-lived processes (a primary and its workers): no single process's peak RSS to report. */
+  readonly cluster?: boolean
   /** Command line for `port` → `targetPort`, or undefined for no relay at all. */
   readonly command?: (port: number, targetPort: number) => [string, string[]]
   readonly available: () => boolean
@@ -68,6 +70,26 @@ export const RELAYS: readonly Relay[] = [
     command: (port, target) => [
       process.execPath,
       [`${ROOT}bin/gangway.js`, `127.0.0.1:${port}`, `127.0.0.1:${target}`, '--log-level', 'warn'],
+    ],
+  },
+  {
+    // `--workers 0`: one worker per core (node:cluster), the primary hands connections out round-robin.
+    name: 'gangway (all cores)',
+    proto: 'ws',
+    forks: false,
+    cluster: true,
+    available: () => true,
+    command: (port, target) => [
+      process.execPath,
+      [
+        `${ROOT}bin/gangway.js`,
+        `127.0.0.1:${port}`,
+        `127.0.0.1:${target}`,
+        '--log-level',
+        'warn',
+        '--workers',
+        '0',
+      ],
     ],
   },
 ]

@@ -12,7 +12,8 @@ export interface Summary {
   results: Record<string, Record<string, Medians>>
   /** scenario → relay → metric → relay's median ÷ socat's (or direct TCP's). */
   ratios: Record<string, Record<string, { vsSocat: Medians; vsDirect: Medians }>>
-  targets: Array<{ target: string; met: boolean | null; figures: string }>
+  /** The issue's targets, judged for each Gangway row present (one process, all cores). */
+  targets: Array<{ relay: string; target: string; met: boolean | null; figures: string }>
 }
 
 /** The metrics each scenario is judged by. */
@@ -79,15 +80,21 @@ export function summarise(runs: Run[], meta: Summary['meta']): Summary {
       }
     }
   }
-  return { meta, results, ratios, targets: targets(results) }
+  const judged = GANGWAY_ROWS.filter((relay) =>
+    Object.values(results).some((byRelay) => byRelay[relay]),
+  ).flatMap((relay) => targets(results, relay))
+  return { meta, results, ratios, targets: judged }
 }
 
-function targets(results: Summary['results']): Summary['targets'] {
-  const g = (s: string) => results[s]?.gangway
+/** The Gangway rows the targets are judged for. */
+const GANGWAY_ROWS = ['gangway', 'gangway (all cores)']
+
+function targets(results: Summary['results'], relay: string): Summary['targets'] {
+  const g = (s: string) => results[s]?.[relay]
   const s = (sc: string) => results[sc]?.socat
   const out: Summary['targets'] = []
   const check = (target: string, ok: boolean | undefined, figures: string) =>
-    out.push({ target, met: ok === undefined ? null : ok, figures })
+    out.push({ relay, target, met: ok === undefined ? null : ok, figures })
   for (const sc of ['up1', 'up16', 'down1', 'down16']) {
     const a = g(sc)?.gbPerS
     const b = s(sc)?.gbPerS
@@ -133,7 +140,7 @@ function targets(results: Summary['results']): Summary['targets'] {
     `${fmt(held, 2)} MiB`,
   )
   check(
-    `slow reader < 2 MiB above idle (per tunnel, ${String(results.slowN?.gangway?.tunnels ?? 'N')} slow tunnels)`,
+    `slow reader < 2 MiB above idle (per tunnel, ${String(results.slowN?.[relay]?.tunnels ?? 'N')} slow tunnels)`,
     perTunnel !== undefined ? perTunnel < 2 : undefined,
     `${fmt(perTunnel, 2)} MiB per tunnel`,
   )
@@ -154,6 +161,8 @@ const CLIENT_SPEAKS: Record<string, string> = {
   websockify: 'WS → websockify → TCP',
   'naive ws+net': 'WS → naive relay → TCP',
   gangway: 'WS → gangway (1 process) → TCP',
+  'gangway (all cores)': 'WS → gangway --workers 0 (a worker per core) → TCP',
+  'gangway (alt)': 'WS → the --alt build of gangway → TCP',
 }
 
 /** The few headline figures per relay, for the README. */
@@ -213,11 +222,19 @@ export function renderMarkdown(summary: Summary): string {
       `| ${r} | ${cell('latency', r, 'p50Us', 0)} | ${cell('latency', r, 'p99Us', 0)} | ${cell('latency', r, 'p999Us', 0)} | ${cell('connrate', r, 'perSecond', 0)} | ${tunnels === undefined ? '–' : `${cell('idle', r, 'pssPerTunnelKiB', 1)} (${tunnels})`} | ${cell('slow1', r, 'heldMiB', 2)} | ${cell('slowN', r, 'heldPerTunnelMiB', 2)} |`,
     )
   }
-  lines.push('', '| Target (gangway, one process) | Met | Figures |', '| --- | --- | --- |')
-  for (const t of summary.targets) {
-    lines.push(
-      `| ${t.target} | ${t.met === null ? '–' : t.met ? 'yes' : '**no**'} | ${t.figures} |`,
-    )
+  const judged = GANGWAY_ROWS.filter((r) => summary.targets.some((t) => t.relay === r))
+  lines.push(
+    '',
+    `| Target | ${judged.map((r) => `${r}: met | figures`).join(' | ')} |`,
+    `| --- | ${judged.map(() => '--- | ---').join(' | ')} |`,
+  )
+  for (const target of [...new Set(summary.targets.map((t) => t.target))]) {
+    const cells = judged.map((r) => {
+      const t = summary.targets.find((x) => x.relay === r && x.target === target)
+      if (!t) return '– | –'
+      return `${t.met === null ? '–' : t.met ? 'yes' : '**no**'} | ${t.figures}`
+    })
+    lines.push(`| ${target} | ${cells.join(' | ')} |`)
   }
   const before = meta.machineBefore as Record<string, unknown>
   const after = meta.machineAfter as Record<string, unknown>

@@ -263,7 +263,7 @@ async function measure(
     if (before && after) {
       run.cpuSeconds = after.cpuSeconds - before.cpuSeconds
       run.sysSeconds = after.sysSeconds - before.sysSeconds
-      if (!relay.forks) run.peakRssMiB = after.leaderHwmBytes / MiB
+      if (!relay.forks && !relay.cluster) run.peakRssMiB = after.leaderHwmBytes / MiB
     }
     return run
   } catch (err) {

@@ -16,6 +16,7 @@ import { startControlChannel, type ControlChannel } from './control-channel.js'
 import { timer } from './timer.js'
 import { publishBackpressure } from './events.js'
 import type { Recorder } from './record.js'
+import { BULK_READ, targetReads } from './target-reads.js'
 
 /** How long a closing tunnel may take to flush and exchange close frames before it is cut. */
 export const CLOSE_TIMEOUT_MS = 30_000
@@ -120,7 +121,16 @@ export function bridge(
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)
-  tcp.on('data', v1 ? v1.tcpOnData : tcpOnData)
+  const reads = targetReads(tcp)
+  if (reads === undefined) {
+    tcp.on('data', v1 ? v1.tcpOnData : tcpOnData)
+  } else {
+    // The target's reads land in one reused buffer: hand ws a view of it only where nothing can keep
+    // the bytes (no recording, no gangway.v1 credit, no deflate); everywhere else, a copy.
+    const zeroCopy = v1 === undefined && recorder === undefined && ws.extensions === ''
+    reads.attach(tcp, zeroCopy ? tcpOnReusedData : copyInto(v1 ? v1.tcpOnData : tcpOnData))
+    if (!tcpPaused && !tcp.destroyed) tcp.resume()
+  }
   tcp.on('drain', v1 ? v1.tcpOnDrain : tcpOnDrain)
   tcp.on('end', tcpOnEndSeen)
   tcp.on('end', v1 ? v1.tcpOnEnd : tcpOnEnd)
@@ -194,6 +204,20 @@ export function bridge(
       tcp.pause()
       publishBackpressure(options.id, 'down', true)
     }
+  }
+
+  /**
+   * A read from the target's read buffer. Small reads, and reads from the shared buffer, are copied when
+   * ws would queue them; a large read in the socket's own buffer is handed over as it is, and if ws keeps
+   * it, the next read goes into a new buffer (the cost of Node's own reads, without a copy).
+   */
+  function tcpOnReusedData(chunk: Buffer, reusable: boolean): void {
+    if (!reusable || (ws.bufferedAmount > 0 && chunk.length < BULK_READ)) {
+      tcpOnData(Buffer.from(chunk))
+      return
+    }
+    tcpOnData(chunk)
+    if (ws.bufferedAmount > 0) reads?.release()
   }
 
   function wsOnFlushed(err?: Error): void {
@@ -334,5 +358,12 @@ export function bridge(
       const tcpHeld = tcp.writableLength + tcp.readableLength + (v1?.heldBytes() ?? 0)
       return ws.bufferedAmount + wsSocket.readableLength + tcpHeld
     },
+  }
+}
+
+/** Sinks that may keep chunks (gangway.v1 credit, recording, deflate) get copies of the reads. */
+function copyInto(sink: (chunk: Buffer) => void): (chunk: Buffer) => void {
+  return function copyOfRead(chunk: Buffer): void {
+    sink(Buffer.from(chunk))
   }
 }

@@ -9,6 +9,7 @@ import type { LookupAddress } from 'node:dns'
 import net, { type LookupFunction, type Socket } from 'node:net'
 import type { Target } from './config.js'
 import { tunnelError, type TunnelError, type TunnelErrorCode } from './errors.js'
+import { createTargetReads, registerTargetReads } from './target-reads.js'
 
 /** Delay before the next address is tried while one is still connecting (RFC 8305 suggests 250 ms). */
 const HAPPY_EYEBALLS_ATTEMPT_MS = 250
@@ -28,10 +29,13 @@ export interface DialOptions {
 /** Connects `target`; resolves with a connected socket (no-delay and keepalive on). */
 export function dial(target: Target, options: DialOptions): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
+    // Reads go into one reused buffer (src/target-reads.ts) instead of a fresh one per read.
+    const reads = createTargetReads()
     const socket =
       target.kind === 'unix'
-        ? net.connect({ path: target.path })
+        ? net.connect({ path: target.path, onread: reads.onread })
         : net.connect({
+            onread: reads.onread,
             host: target.host,
             port: target.port,
             noDelay: true,
@@ -41,6 +45,7 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
             autoSelectFamilyAttemptTimeout: HAPPY_EYEBALLS_ATTEMPT_MS,
             ...(options.addresses === undefined ? {} : { lookup: fixedLookup(options.addresses) }),
           })
+    registerTargetReads(socket, reads)
     const timer = setTimeout(dialOnTimeout, options.timeoutMs)
     socket.once('connect', dialOnConnect)
     socket.once('error', dialOnError)

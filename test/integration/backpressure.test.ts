@@ -10,6 +10,8 @@ import { closed, openWs } from '../helpers/ws.js'
 import type { TunnelServer } from '../../src/server.js'
 import type { BackpressureEvent } from '../../src/events.js'
 import { randomBytes } from 'node:crypto'
+import type { Socket } from 'node:net'
+import WebSocket from 'ws'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -23,6 +25,18 @@ afterEach(() => d.run())
  * Records the most bytes the daemon held, sampled at every backpressure transition (when the held amount
  * peaks) and on an interval (a measurement, not a synchronisation), and lets a test wait for a pause.
  */
+/** Writes `total` random bytes in `size` writes, one per turn of the event loop (or per drain). */
+async function trickle(socket: Socket, total: number, size: number): Promise<Digest> {
+  const digest = new Digest()
+  for (let sent = 0; sent < total && !socket.destroyed; sent += size) {
+    const chunk = randomBytes(size)
+    digest.update(chunk)
+    if (socket.write(chunk)) await new Promise((resolve) => setImmediate(resolve))
+    else await once(socket, 'drain')
+  }
+  return digest
+}
+
 function watchHeldBytes(server: TunnelServer) {
   let max = 0
   let pauses = 0
@@ -118,6 +132,34 @@ describe('backpressure keeps the daemon’s memory bounded', () => {
     // Above the mark the daemon stops reading; at most one more 64 KiB read sits in each buffer.
     expect(held.max).toBeLessThanOrEqual(HIGH_WATER + 128 * KiB)
     expect(held.pauses).toBeGreaterThan(0)
+  })
+
+  it('a client that does not read while the target writes 4 KiB at a time: every byte arrives once it reads (small reads share one buffer and are copied)', async () => {
+    let pushed: Promise<Digest> | undefined
+    const target = await startTcpServer((socket) => {
+      pushed = trickle(socket, 24 * MiB, 4 * KiB).then((digest) => {
+        socket.end()
+        return digest
+      })
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port), { highWaterMarkBytes: 256 * KiB })
+    const held = watchHeldBytes(server)
+    // Listen before 'open': the first bytes can arrive with the handshake's answer.
+    const ws = new WebSocket(server.url(), { perMessageDeflate: false })
+    d.add(() => ws.terminate())
+    const received = new Digest()
+    ws.on('message', (data: Buffer) => received.update(data))
+    await once(ws, 'open')
+    ws.pause()
+    await held.firstPause()
+
+    const wsClosed = closed(ws)
+    ws.resume()
+    expect((await wsClosed).code).toBe(1000)
+    const sent = await pushed!
+    expect(received.bytes).toBe(sent.bytes)
+    expect(received.hex()).toBe(sent.hex())
   })
 
   it('the high-water mark is configurable: a 64 KiB mark holds under 64 KiB + one read', async () => {

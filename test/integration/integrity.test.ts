@@ -20,6 +20,22 @@ function hashMessages(ws: WebSocket): Digest {
   return digest
 }
 
+/**
+ * Hashes what arrives, but stops reading for a turn of the event loop every few messages, so that the
+ * daemon's frames queue up in user space now and then instead of going straight into the kernel.
+ */
+function stallingReader(ws: WebSocket): Digest {
+  const digest = new Digest()
+  let messages = 0
+  ws.on('message', function stallingReaderOnMessage(data: Buffer) {
+    digest.update(data)
+    if (++messages % 8 !== 0) return
+    ws.pause()
+    setImmediate(() => ws.resume())
+  })
+  return digest
+}
+
 describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB)', () => {
   it('client → target: 64 MiB arrive intact, then the client close ends the TCP connection', async () => {
     const target = await startTcpServer()
@@ -57,6 +73,54 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
     const sent = await pushed!
     expect(received.bytes).toBe(TOTAL)
     expect(received.hex()).toBe(sent.hex())
+  })
+
+  it('target → client with a client that keeps stalling: 64 MiB intact (reads reuse one buffer only while ws queues nothing)', async () => {
+    let pushed: Promise<Digest> | undefined
+    const target = await startTcpServer((socket) => {
+      pushed = pushRandom(socket, TOTAL, MAX_MESSAGE).then((digest) => {
+        socket.end()
+        return digest
+      })
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const ws = await openWs(d, server.url())
+    const received = stallingReader(ws)
+    const { code } = await closed(ws)
+
+    expect(code).toBe(1000)
+    const sent = await pushed!
+    expect(received.bytes).toBe(TOTAL)
+    expect(received.hex()).toBe(sent.hex())
+  })
+
+  it('32 tunnels at once, targets writing chunks of 1 B to 48 KiB: stalling clients, every tunnel intact (small reads of all sockets share one buffer)', async () => {
+    const PER_TUNNEL = 2 * MiB
+    const pushed: Promise<Digest>[] = []
+    const target = await startTcpServer((socket) => {
+      pushed.push(
+        pushRandom(socket, PER_TUNNEL, 48 * 1024).then((digest) => {
+          socket.end()
+          return digest
+        }),
+      )
+    })
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const tunnels = await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        const ws = await openWs(d, server.url())
+        return { received: stallingReader(ws), done: closed(ws) }
+      }),
+    )
+    await Promise.all(tunnels.map((t) => t.done))
+    const sent = new Set((await Promise.all(pushed)).map((digest) => digest.hex()))
+    expect(sent.size).toBe(32)
+    for (const { received } of tunnels) {
+      expect(received.bytes).toBe(PER_TUNNEL)
+      expect(sent.has(received.hex())).toBe(true)
+    }
   })
 
   it('both ways at once: 64 MiB each way, concurrently, intact', async () => {
