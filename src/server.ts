@@ -31,6 +31,7 @@ import {
 } from './client-address.js'
 import { encodeProxyHeader, readProxyHeader, unmap } from './proxy-protocol.js'
 import { prepareRecordingDir, startRecording, type Recorder } from './record.js'
+import type { TargetTls } from './target-tls.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
@@ -40,6 +41,8 @@ export interface TunnelServerOptions {
   metrics?: Omit<TunnelMetrics, 'registry'>
   /** With several workers: this worker's index and the worker count, so tunnel ids never collide. */
   idSpace?: { index: number; count: number }
+  /** TLS settings for `tls://` targets, loaded by `loadTargetTls(config)`; loaded here when absent. */
+  targetTls?: TargetTls
 }
 
 /** One live tunnel, as the admin API and status page show it. */
@@ -163,6 +166,7 @@ export function createTunnelServer(
       refused: (code) => metrics.refused(code),
       clientOf: (req) => formatEndpoint(clientOf(req)),
       clientIpOf: (req) => clientOf(req).address,
+      targetTls: options.targetTls,
       targetPreamble,
       startTunnel,
     }),
