@@ -281,6 +281,22 @@ describe('tls:// targets', () => {
     expect((await connectAndClose(`${tunnel.url}?token=app-token-0002`)).code).toBe(4403)
   })
 
+  it('a client that leaves during the TLS handshake aborts it: the target connection is closed', async () => {
+    const silent = await startTcpServer() // accepts, never answers the ClientHello
+    d.add(() => silent.close())
+    const logger = memoryLogger()
+    const tunnel = await startTunnel(d, tlsTarget(silent.port), {}, logger)
+    const ws = new WebSocket(tunnel.url(), { perMessageDeflate: false })
+    ws.on('error', () => {})
+    const far = await silent.accepted(0)
+    await once(far, 'data') // the ClientHello: the handshake is under way
+    ws.terminate()
+    await once(far, 'close')
+    const line = await logger.waitFor('client left before the target answered')
+    expect(line.fields['target']).toBe(`tls://127.0.0.1:${silent.port}`)
+    expect(tunnel.stats()).toMatchObject({ tunnels: 0, dialing: 0 })
+  })
+
   it('sends the PROXY header in clear before the TLS handshake', async () => {
     const { TLSSocket } = await import('node:tls')
     const key = await readKey(server)
