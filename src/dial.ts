@@ -77,6 +77,7 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
       options.signal.removeEventListener('abort', dialOnAbort)
     }
     function destroy(): void {
+      secure?.on('error', socketOnSettledError) // a failed dial reports once; later errors are moot
       secure?.destroy()
       socket.destroy()
     }
@@ -95,7 +96,7 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
       if (socket.destroyed) return // timed out or aborted meanwhile: already rejected
       socket.off('error', dialOnError)
       // The TLSSocket owns the connection now and reports its errors; the raw socket must not throw.
-      socket.on('error', rawSocketOnError)
+      socket.on('error', socketOnSettledError)
       tlsStartedAt = performance.now()
       secure = secureTarget(socket, tcpTarget, options.tls ?? defaultTlsSettings())
       secure.once('secureConnect', dialOnSecureConnect)
@@ -156,7 +157,8 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
   })
 }
 
-function rawSocketOnError(): void {}
+/** Swallows errors of a socket whose outcome was already reported (or is reported by its TLSSocket). */
+function socketOnSettledError(): void {}
 
 let defaultSettings: TargetTlsSettings | undefined
 
