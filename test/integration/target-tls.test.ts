@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { SignJWT } from 'jose'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { makeCa, makeCert, makeLeaf, type CertFiles } from '../helpers/certs.js'
@@ -279,6 +280,39 @@ describe('tls:// targets', () => {
     const [reply] = (await once(ws, 'message')) as [Buffer]
     expect(reply.toString()).toBe('checked')
     expect((await connectAndClose(`${tunnel.url}?token=app-token-0002`)).code).toBe(4403)
+  })
+
+  it('a JWT naming a tls:// route gets the route’s TLS settings; a JWT target claim gets the defaults', async () => {
+    const target = await echoTarget()
+    const secret = 'an-hmac-secret-that-is-long-enough-0123456789'
+    const keyFile = join(dir, `jwt-secret-${target.port}`)
+    await writeFile(keyFile, secret)
+    const routes = parseRoutes(
+      { lab: { target: `tls://127.0.0.1:${target.port}`, tls: { ca: ca.cert } } },
+      'routes',
+    )
+    const logger = memoryLogger()
+    const tunnel = await startAccessTunnel(
+      d,
+      { routes, jwtKey: keyFile, allow: [`127.0.0.1:${target.port}`] }, // no --target-ca
+      logger,
+    )
+    const sign = (target: string) =>
+      new SignJWT({ target, exp: Math.floor(Date.now() / 1000) + 60 })
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(new TextEncoder().encode(secret))
+    const ws = await openWs(d, `${tunnel.url}?token=${await sign('lab')}`)
+    ws.send(Buffer.from('route settings'))
+    const [reply] = (await once(ws, 'message')) as [Buffer]
+    expect(reply.toString()).toBe('route settings')
+    // The same target named in the claim: the daemon-wide settings (Node's roots) do not know our CA.
+    const direct = await connectAndClose(
+      `${tunnel.url}?token=${await sign(`tls://127.0.0.1:${target.port}`)}`,
+    )
+    expect(direct).toMatchObject({
+      code: 4502,
+      reason: 'target TLS failed: UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    })
   })
 
   it('a client that leaves during the TLS handshake aborts it: the target connection is closed', async () => {
