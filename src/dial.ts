@@ -58,6 +58,7 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
     let secure: TLSSocket | undefined
     let tlsStartedAt = 0
     let secured = false
+    let settled = false
     let ticketSeen = false
     const startedAt = performance.now()
     const remainingMs = (): number =>
@@ -68,6 +69,7 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
     options.signal.addEventListener('abort', dialOnAbort)
 
     function settle(): void {
+      settled = true
       clearTimeout(timer)
       socket.off('connect', dialOnConnect)
       socket.off('error', dialOnError)
@@ -121,9 +123,15 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
       clearTimeout(timer)
       const handshakeMs = performance.now() - tlsStartedAt
       const windowMs = Math.max(TLS13_CONFIRM_MIN_MS, 2 * handshakeMs)
-      timer = setTimeout(dialOnConfirmed, Math.min(windowMs, remainingMs()))
+      timer = setTimeout(dialOnWindowEnd, Math.min(windowMs, remainingMs()))
+    }
+    function dialOnWindowEnd(): void {
+      // Timers run before I/O in an event-loop turn: after a stall, an alert may already wait in the
+      // socket. Two turns of I/O first (one for a target in this process to answer), then accept.
+      setImmediate(() => setImmediate(dialOnConfirmed))
     }
     function dialOnConfirmed(): void {
+      if (settled) return
       settle()
       resolve(secure as TLSSocket)
     }
