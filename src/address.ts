@@ -17,6 +17,8 @@ export interface ParseAddressOptions {
 }
 
 const UNIX_PREFIX = 'unix:'
+/** A TCP target reached over TLS (target-tls.ts). */
+const TLS_PREFIX = 'tls://'
 const LISTEN_EXPECTED = 'expected [host:]port or unix:/path'
 const TARGET_EXPECTED = 'expected host:port or unix:/path'
 
@@ -43,29 +45,37 @@ export function parseListen(text: string, options: ParseAddressOptions = {}): Li
 }
 
 /**
- * Parses a target address: `host:port` (hostname, IPv4 or bracketed IPv6) or `unix:/path`.
+ * Parses a target address: `host:port` (hostname, IPv4 or bracketed IPv6), the same behind `tls://` (the
+ * tunnel then speaks TLS to the target), or `unix:/path`.
  * @throws {ConfigError} naming the label, the text and what is wrong with it.
  * @example parseTarget('localhost:5900') // { kind: 'tcp', host: 'localhost', port: 5900 }
+ * @example parseTarget('tls://[::1]:6380') // { kind: 'tcp', host: '::1', port: 6380, tls: true }
  */
 export function parseTarget(text: string, options: ParseAddressOptions = {}): Target {
   const label = options.label ?? 'TARGET'
   const fail = failure(label, text, TARGET_EXPECTED)
   if (text.startsWith(UNIX_PREFIX)) return parseUnix(text, fail, options.cwd)
-  if (/^\d+$/.test(text)) fail('has no host')
-  const { host, port } = splitHostPort(text, fail)
+  const secure = text.startsWith(TLS_PREFIX)
+  const address = secure ? text.slice(TLS_PREFIX.length) : text
+  if (secure && address.startsWith(UNIX_PREFIX))
+    fail('is TLS over a unix socket', 'tls:// takes host:port')
+  if (/^\d+$/.test(address)) fail('has no host')
+  const { host, port } = splitHostPort(address, fail)
   if (host === '') fail('has an empty host')
-  return { kind: 'tcp', host, port: parsePort(port, 1, fail) }
+  const target = { kind: 'tcp', host, port: parsePort(port, 1, fail) } as const
+  return secure ? { ...target, tls: true } : target
 }
 
 /**
  * Formats an address the way the parsers read it back: `6080`, `127.0.0.1:6080`, `[::1]:6080`,
- * `unix:/run/g.sock`.
+ * `tls://db.internal:5432`, `unix:/run/g.sock`.
  */
 export function formatAddress(address: ListenAddress | Target): string {
   if (address.kind === 'unix') return `${UNIX_PREFIX}${address.path}`
   if (address.host === undefined) return String(address.port)
   const host = address.host.includes(':') ? `[${address.host}]` : address.host
-  return `${host}:${address.port}`
+  const scheme = 'tls' in address && address.tls === true ? TLS_PREFIX : ''
+  return `${scheme}${host}:${address.port}`
 }
 
 /** Throws `<label> "<text>" <problem> (<hint>)`; the hint defaults to the expected grammar. */

@@ -23,6 +23,7 @@ import type { Access } from './auth/access.js'
 import { ConfigError, GangwayError } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
+import { loadTargetTls } from './target-tls.js'
 import { createAdminServer, type AdminServer } from './admin.js'
 import { createMetrics } from './metrics.js'
 import { attachState, createStateFromConfig } from './state/from-config.js'
@@ -630,6 +631,8 @@ async function runReplay(args: Args): Promise<number> {
   if (typeof to !== 'string')
     throw new ConfigError('--to: expected an address (host:port or unix:/path)')
   const target = parseTarget(to, { label: '--to' })
+  if (target.kind === 'tcp' && target.tls === true)
+    throw new ConfigError('--to: replay sends plain TCP; a tls:// target is not supported')
   let speed = 1
   if (args['fast'] === true) speed = Infinity
   else if (args['speed'] !== undefined) {
@@ -652,6 +655,8 @@ interface DaemonHooks {
 /** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads TLS files. */
 async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   checkTlsOptions(config)
+  // Read (and validate) the files of tls:// targets before anything is opened: a bad one is a usage error.
+  const targetTls = loadTargetTls(config)
   const adminAt = adminAddress(config.admin)
   const adminToken = await readAdminToken(config, adminAt !== undefined)
   const count = workerCount(config)
@@ -681,6 +686,7 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     metrics,
     idSpace,
     access,
+    targetTls,
     isRevoked: state === undefined ? undefined : (print) => state.heardRevoked(print),
   })
   if (state !== undefined) attachState(state, server)

@@ -16,7 +16,8 @@ export type ListenAddress =
   { kind: 'tcp'; host: string | undefined; port: number } | { kind: 'unix'; path: string }
 
 /** What a tunnel dials. */
-export type Target = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string }
+export type Target =
+  { kind: 'tcp'; host: string; port: number; tls?: true } | { kind: 'unix'; path: string }
 
 export type TextPolicy = 'forward' | 'reject'
 export type RefuseWith = 'close' | 'http'
@@ -59,6 +60,11 @@ export interface Config {
   readonly proxyProtocol: boolean
   /** Comma-separated addresses/CIDRs whose Forwarded / X-Forwarded-For headers are believed. */
   readonly trustProxy: string | undefined
+  /** CA file, client certificate and key files for `tls://` targets; `insecure` skips verification. */
+  readonly targetCa: string | undefined
+  readonly targetCert: string | undefined
+  readonly targetKey: string | undefined
+  readonly targetInsecure: boolean
   /** Send a PROXY protocol header to the target, so the backend learns the client address. */
   readonly targetProxyProtocol: 'off' | 'v1' | 'v2'
   /** Redis shared by several nodes: revocations, per-token limits, single-use JWT ids (docs/operations.md). */
@@ -422,6 +428,40 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Share state between nodes in Redis (redis://[:password@]host[:port][/db]): token revocations (gangway revoke), per-token connection limits, single-use JWT ids. Redis down = 4503 for new tunnels with tokens.',
   },
   {
+    key: 'targetCa',
+    field: 'targetCa',
+    flag: 'target-ca',
+    kind: 'path',
+    default: undefined,
+    describe:
+      "PEM file of the CA certificate(s) a tls:// target's certificate must chain to (default: Node's public roots). Routes may set their own.",
+  },
+  {
+    key: 'targetCert',
+    field: 'targetCert',
+    flag: 'target-cert',
+    kind: 'path',
+    default: undefined,
+    describe: 'PEM client certificate (chain) presented to tls:// targets that require one (mTLS).',
+  },
+  {
+    key: 'targetInsecure',
+    field: 'targetInsecure',
+    flag: 'target-insecure',
+    kind: 'boolean',
+    default: false,
+    describe:
+      'Do not verify the certificates of tls:// targets (labs only; logged as a warning at startup).',
+  },
+  {
+    key: 'targetKey',
+    field: 'targetKey',
+    flag: 'target-key',
+    kind: 'path',
+    default: undefined,
+    describe: 'PEM private key for --target-cert (default: the --target-cert file itself).',
+  },
+  {
     key: 'targetProxyProtocol',
     field: 'targetProxyProtocol',
     flag: 'target-proxy-protocol',
@@ -587,6 +627,10 @@ export const DEFAULTS = {
   tlsCiphers: undefined,
   proxyProtocol: false,
   trustProxy: undefined,
+  targetCa: undefined,
+  targetCert: undefined,
+  targetKey: undefined,
+  targetInsecure: false,
   targetProxyProtocol: 'off',
   stateRedis: undefined,
   statePrefix: 'gangway:',

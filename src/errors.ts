@@ -10,6 +10,7 @@ export type TunnelErrorCode =
   | 'ERR_TARGET_REFUSED'
   | 'ERR_TARGET_UNREACHABLE'
   | 'ERR_TARGET_TIMEOUT'
+  | 'ERR_TARGET_TLS'
   | 'ERR_TARGET_RESET'
   | 'ERR_TOO_MANY_CONNECTIONS'
   | 'ERR_SHUTTING_DOWN'
@@ -65,6 +66,7 @@ export const REFUSALS: Record<TunnelErrorCode, { status: number; closeCode: numb
   ERR_TARGET_REFUSED: { status: 502, closeCode: CloseCode.TARGET_REFUSED },
   ERR_TARGET_UNREACHABLE: { status: 503, closeCode: CloseCode.TARGET_UNREACHABLE },
   ERR_TARGET_TIMEOUT: { status: 504, closeCode: CloseCode.TARGET_TIMEOUT },
+  ERR_TARGET_TLS: { status: 502, closeCode: CloseCode.TARGET_REFUSED },
   ERR_TARGET_RESET: { status: 502, closeCode: CloseCode.INTERNAL_ERROR },
   ERR_TOO_MANY_CONNECTIONS: { status: 503, closeCode: CloseCode.TOO_MANY_CONNECTIONS },
   ERR_SHUTTING_DOWN: { status: 503, closeCode: CloseCode.GOING_AWAY },

@@ -62,7 +62,7 @@ export const CloseCode = {
   TOO_MANY_CONNECTIONS: 4429,
   /** Too many tunnels for this token, or too many failed attempts from this client address. */
   RATE_LIMITED: 4429,
-  /** The target refused the TCP connection (nothing listens there). */
+  /** The target refused the TCP connection (nothing listens there), or its TLS handshake failed. */
   TARGET_REFUSED: 4502,
   /** The target is unreachable: DNS failure, no route, missing unix socket. */
   TARGET_UNREACHABLE: 4503,

@@ -31,6 +31,7 @@ import {
 } from './client-address.js'
 import { encodeProxyHeader, readProxyHeader, unmap } from './proxy-protocol.js'
 import { prepareRecordingDir, startRecording, type Recorder } from './record.js'
+import type { TargetTls } from './target-tls.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
@@ -42,6 +43,8 @@ export interface TunnelServerOptions {
   idSpace?: { index: number; count: number }
   /** True for a token fingerprint revoked meanwhile (`--state-redis`): its tunnel closes as it opens. */
   isRevoked?: (fingerprint: string) => boolean
+  /** TLS settings for `tls://` targets, loaded by `loadTargetTls(config)`; loaded here when absent. */
+  targetTls?: TargetTls
 }
 
 /** One live tunnel, as the admin API and status page show it. */
@@ -167,6 +170,7 @@ export function createTunnelServer(
       refused: (code) => metrics.refused(code),
       clientOf: (req) => formatEndpoint(clientOf(req)),
       clientIpOf: (req) => clientOf(req).address,
+      targetTls: options.targetTls,
       targetPreamble,
       startTunnel,
     }),

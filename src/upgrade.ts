@@ -21,6 +21,13 @@ import { writeHttpStatus } from './http.js'
 import type { Logger } from './log.js'
 import { refuseChannel } from './events.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
+import {
+  loadTargetTls,
+  tlsRefusalReason,
+  tlsSettingsFor,
+  type TargetTls,
+  type TargetTlsSettings,
+} from './target-tls.js'
 
 /** What the upgrade listener needs from the server that owns it. */
 export interface UpgradeContext {
@@ -42,6 +49,8 @@ export interface UpgradeContext {
   clientOf(req: IncomingMessage): string
   /** The real client's IP address: the key failed attempts are counted under. */
   clientIpOf(req: IncomingMessage): string
+  /** Loaded TLS settings for `tls://` targets (default: loaded from `config` here). */
+  readonly targetTls?: TargetTls | undefined
   /** Bytes to send the target before any relayed byte (a PROXY protocol header), if any. */
   targetPreamble(req: IncomingMessage): Buffer | undefined
   /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
@@ -60,6 +69,7 @@ const CLIENT_REASONS: Record<string, string> = {
   ERR_TARGET_REFUSED: 'target refused the connection',
   ERR_TARGET_UNREACHABLE: 'target unreachable',
   ERR_TARGET_TIMEOUT: 'target connect timed out',
+  ERR_TARGET_TLS: 'target TLS failed',
   ERR_TOO_MANY_CONNECTIONS: 'too many connections',
   ERR_SHUTTING_DOWN: 'server shutting down',
   ERR_TOKEN_INVALID: 'unauthorized',
@@ -78,6 +88,8 @@ const WS_KEY = /^[+/0-9A-Za-z]{22}==$/
 export function createUpgradeListener(ctx: UpgradeContext) {
   const { config, logger, access } = ctx
   const fixedTarget = config.target
+  const targetTls = ctx.targetTls ?? loadTargetTls(config)
+  for (const warning of targetTls.warnings) logger.warn(warning)
 
   return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
     let head = firstBytes
@@ -142,10 +154,19 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       }
       logger.debug('dialling', { conn: id, client, target: targetText, route: answer.label })
       dialStartedAt = performance.now()
+      let tls: TargetTlsSettings | undefined
+      try {
+        tls = tlsSettingsFor(targetTls, answer.target, answer.options.tls)
+      } catch (err) {
+        dialOnFailure(err)
+        return
+      }
       dial(answer.target, {
         timeoutMs: answer.options.connectTimeoutMs ?? config.connectTimeoutMs,
         signal: abort.signal,
         addresses: answer.addresses,
+        preamble: ctx.targetPreamble(req),
+        tls,
       }).then(dialOnSuccess, dialOnFailure)
     }
 
@@ -182,8 +203,6 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
         return
       }
-      const preamble = ctx.targetPreamble(req)
-      if (preamble !== undefined) tcp.write(preamble)
       // ws may still reject the handshake (a malformed subprotocol or extension header): then its
       // callback never runs and the socket closes, and the dialled target must not outlive it.
       socket.once('close', socketOnCloseBeforeUpgrade)
@@ -217,7 +236,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     }
 
     function refuse(err: TunnelError): void {
-      const reason = CLIENT_REASONS[err.code] ?? 'refused'
+      const reason = tlsRefusalReason(err) ?? CLIENT_REASONS[err.code] ?? 'refused'
       const http = config.refuseWith === 'http'
       logger.warn('tunnel refused', {
         conn: id,

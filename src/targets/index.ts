@@ -7,6 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { Target, TextPolicy } from '../config.js'
+import type { TargetTlsSpec } from '../target-tls.js'
 
 export type { Target }
 
@@ -20,6 +21,11 @@ export interface RouteOptions {
   readonly maxConnections?: number
   /** Payload bytes (both directions together) one tunnel may carry; beyond it, close 4413. */
   readonly maxBytes?: number
+  /**
+   * TLS settings of a `tls://` route (files, server name, insecure). Only the operator's config file sets
+   * them: a token can ask for `tls://` but never names a file.
+   */
+  readonly tls?: TargetTlsSpec
 }
 
 /** What a token resolves to. */

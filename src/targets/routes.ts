@@ -16,6 +16,7 @@ import {
   parseSeconds,
 } from '../option-values.js'
 import { tokenKey } from '../auth/token.js'
+import { parseTargetTlsSpec } from '../target-tls.js'
 import type { Resolution, RouteOptions, TargetResolver } from './index.js'
 
 export interface Route {
@@ -37,11 +38,12 @@ const ROUTE_KEYS = [
   'text',
   'maxConnections',
   'maxBytes',
+  'tls',
 ]
 
 /**
  * Parses the config file's `routes` mapping: `name → { target, tokens?, connectTimeout?, idleTimeout?,
- * highWaterMark?, text?, maxConnections?, maxBytes? }`.
+ * highWaterMark?, text?, maxConnections?, maxBytes?, tls? }` (`tls` only with a `tls://` target).
  * @throws {ConfigError} `<label>.<name>.<key>: …` naming the first bad value.
  */
 export function parseRoutes(value: unknown, label: string, cwd?: string): Routes {
@@ -68,16 +70,17 @@ export function parseRoutes(value: unknown, label: string, cwd?: string): Routes
         )
       }
     }
+    const target = field(at, 'target', fields['target'], (v) => {
+      if (typeof v !== 'string')
+        throw new ConfigError(`expected "host:port" or "unix:/path", got ${describeValue(v)}`)
+      return parseTarget(v, { cwd })
+    })
     const route: Route = {
       name,
-      target: field(at, 'target', fields['target'], (v) => {
-        if (typeof v !== 'string')
-          throw new ConfigError(`expected "host:port" or "unix:/path", got ${describeValue(v)}`)
-        return parseTarget(v, { cwd })
-      }),
+      target,
       tokens:
         fields['tokens'] === undefined ? [] : field(at, 'tokens', fields['tokens'], parseList),
-      options: parseRouteOptions(at, fields),
+      options: withTls(at, target, parseRouteOptions(at, fields), fields['tls'], cwd),
     }
     for (const token of route.tokens) {
       const previous = owners.get(tokenKey(token))
@@ -111,6 +114,22 @@ export function parseRouteOptions(at: string, fields: Record<string, unknown>): 
   if (fields['maxBytes'] !== undefined)
     options.maxBytes = field(at, 'maxBytes', fields['maxBytes'], parseBytes)
   return Object.freeze(options)
+}
+
+/** Adds a route's `tls` mapping (file paths only: target-tls.ts reads them when the daemon starts). */
+function withTls(
+  at: string,
+  target: Target,
+  options: RouteOptions,
+  value: unknown,
+  cwd: string | undefined,
+): RouteOptions {
+  if (value === undefined) return options
+  if (target.kind !== 'tcp' || target.tls !== true) {
+    throw new ConfigError(`${at}.tls: TLS settings need a tls://host:port target`)
+  }
+  const tls = field(at, 'tls', value, (v) => parseTargetTlsSpec(v, cwd))
+  return Object.freeze({ ...options, tls })
 }
 
 function field<T>(at: string, key: string, value: unknown, parse: (v: unknown) => T): T {

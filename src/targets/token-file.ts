@@ -17,6 +17,9 @@ import { silentLogger, type Logger } from '../log.js'
 import { tokenKey } from '../auth/token.js'
 import type { TargetResolver } from './index.js'
 
+/** A target the tunnel reaches over TLS, with the daemon-wide TLS settings (docs/auth.md). */
+const TLS_PREFIX = 'tls://'
+
 /** Changes are gathered for this long before one reload (editors write a file in several steps). */
 const RELOAD_DEBOUNCE_MS = 100
 
@@ -63,10 +66,18 @@ export function parseTokenFile(
 
 /**
  * A token target as websockify writes it: `host:port` (split at the last colon, so a bare `::1:5900` is
- * IPv6), `[v6]:port`, or `unix_socket:/path` (relative paths resolve against `baseDir`).
+ * IPv6), `[v6]:port`, or `unix_socket:/path` (relative paths resolve against `baseDir`); Gangway also
+ * reads `tls://host:port` and `tls://[v6]:port`.
  * @throws {ConfigError} `<at>: <problem>`
  */
 export function parseTokenTarget(text: string, at: string, baseDir: string): Target {
+  if (text.startsWith(TLS_PREFIX)) {
+    const plain = parseTokenTarget(text.slice(TLS_PREFIX.length), at, baseDir)
+    if (plain.kind !== 'tcp' || text.startsWith(`${TLS_PREFIX}${TLS_PREFIX}`)) {
+      throw new ConfigError(`${at}: tls:// takes host:port, got ${JSON.stringify(text)}`)
+    }
+    return { ...plain, tls: true }
+  }
   if (text.startsWith('unix_socket:')) {
     const path = text.slice('unix_socket:'.length)
     if (path === '') throw new ConfigError(`${at}: unix_socket needs a path`)

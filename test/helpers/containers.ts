@@ -83,6 +83,8 @@ export interface ServiceSpec {
   readonly ready: RegExp
   readonly environment?: Record<string, string>
   readonly command?: string[]
+  /** Files written into the container before it starts (certificates, configs). */
+  readonly files?: ReadonlyArray<{ content: string; target: string; mode?: number }>
 }
 
 /** Starts a container from a local image and waits for its ready log line. */
@@ -95,6 +97,7 @@ export async function startService(spec: ServiceSpec): Promise<ContainerService>
     .withWaitStrategy(tc.Wait.forLogMessage(spec.ready))
     .withStartupTimeout(60_000)
   if (spec.command !== undefined) container = container.withCommand(spec.command)
+  if (spec.files !== undefined) container = container.withCopyContentToContainer([...spec.files])
   const started = await container.start()
   let stopping: Promise<unknown> | undefined
   return {
@@ -123,5 +126,38 @@ export function startPostgres(): Promise<ContainerService> {
     port: 5432,
     ready: /database system is ready to accept connections/,
     environment: { POSTGRES_USER: 'test', POSTGRES_PASSWORD: 'test', POSTGRES_DB: 'test' },
+  })
+}
+
+/**
+ * Redis 7 speaking only TLS (Debian's redis-server is built with TLS) on a loopback port, with the given
+ * server certificate and key; clients must present a certificate signed by `clientCa` (redis's default).
+ */
+export function startTlsRedis(tls: {
+  cert: string
+  key: string
+  clientCa: string
+}): Promise<ContainerService> {
+  const dir = '/tmp/tls'
+  return startService({
+    image: 'localhost/gangway-test-redis:7',
+    port: 6379,
+    ready: /Ready to accept connections/,
+    environment: { PORT: '0' },
+    files: [
+      { content: tls.cert, target: `${dir}/server.crt`, mode: 0o644 },
+      { content: tls.key, target: `${dir}/server.key`, mode: 0o644 },
+      { content: tls.clientCa, target: `${dir}/ca.crt`, mode: 0o644 },
+    ],
+    command: [
+      '--tls-port',
+      '6379',
+      '--tls-cert-file',
+      `${dir}/server.crt`,
+      '--tls-key-file',
+      `${dir}/server.key`,
+      '--tls-ca-cert-file',
+      `${dir}/ca.crt`,
+    ],
   })
 }
