@@ -1,8 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
+import net, { type AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { Digest } from '../helpers/data.js'
 import { hashIncoming } from '../helpers/peers.js'
 import { freePort, startBlackhole, startTcpServer } from '../helpers/tcp.js'
@@ -145,6 +148,43 @@ describe('dial before accept: a failed dial completes the upgrade and closes wit
     await openWs(d, server.url())
     expect(target.sockets).toHaveLength(1)
   })
+
+  it.each(['tcp', 'unix'] as const)(
+    'a %s target that speaks first (a VNC banner before the client sent anything): the banner is the first message',
+    async (kind) => {
+      const banner = 'RFB 003.008\n'
+      const target = net.createServer(function speaksFirst(socket) {
+        socket.on('error', () => {})
+        socket.write(banner)
+        socket.pipe(socket)
+      })
+      const path = join(await tempDir(d), 'target.sock')
+      target.listen(kind === 'unix' ? { path } : { port: 0, host: '127.0.0.1' })
+      await once(target, 'listening')
+      d.add(() => new Promise<void>((resolve) => target.close(() => resolve())))
+      const server = await startTunnel(
+        d,
+        kind === 'unix'
+          ? { kind: 'unix', path }
+          : tcpTarget((target.address() as AddressInfo).port),
+      )
+      // Listen before 'open': the banner may arrive with the handshake's answer.
+      const ws = new WebSocket(server.url(), { perMessageDeflate: false })
+      d.add(() => ws.terminate())
+      const messages: string[] = []
+      const gotTwo = new Promise<void>((resolve) =>
+        ws.on('message', (data: Buffer) => {
+          messages.push(data.toString())
+          if (messages.join('').length >= banner.length + 5) resolve()
+        }),
+      )
+      await once(ws, 'open')
+      ws.send(Buffer.from('hello'))
+      await gotTwo
+      expect(messages[0]).toBe(banner)
+      expect(messages.join('')).toBe(`${banner}hello`)
+    },
+  )
 
   it.each([
     ['refused', 502, async () => tcpTarget(await freePort())],
