@@ -113,7 +113,8 @@ describe('token brute force', () => {
       limiter.fail(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}:${i}`)
       if (i % 10_000 === 0) now++
     }
-    expect(limiter.size()).toBe(100_000)
+    expect(limiter.size()).toBeGreaterThanOrEqual(90_000) // it drops the oldest tenth at a time
+    expect(limiter.size()).toBeLessThanOrEqual(100_000)
     // One address with many failures keeps only the last MAX timestamps, and forgets them after the window.
     for (let i = 0; i < 10_000; i++) limiter.fail('203.0.113.1')
     expect(limiter.isBlocked('203.0.113.1')).toBe(true)
