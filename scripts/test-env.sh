@@ -1,7 +1,8 @@
 #!/bin/sh
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
-# - Debian packages the tests use: chromium, redis-tools, socat, nginx, tigervnc-standalone-server, prosody
+# - Debian packages the tests use: chromium, redis-tools, redis-server, socat, nginx,
+#   tigervnc-standalone-server, prosody
 #   (+ podman, runc, debootstrap when needed). Services are not started (the tests spawn their own).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
@@ -79,6 +80,7 @@ MISSING=
 need() { command -v "$2" >/dev/null 2>&1 || MISSING="$MISSING $1"; }
 need chromium chromium
 need redis-tools redis-cli
+need redis-server redis-server
 need postgresql-client psql
 need socat socat
 need nginx nginx

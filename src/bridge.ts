@@ -52,7 +52,10 @@ export interface BridgeOptions {
 /** A live tunnel as the server sees it. */
 export interface Tunnel {
   readonly id: number
-  /** Close from our side (shutdown, policy); pending bytes are flushed first where the peer allows. */
+  /**
+   * Close from our side (shutdown, policy); pending bytes are flushed first where the peer allows. A tunnel
+   * that is already ending (waiting for a peer's FIN or close frame) is torn down at once.
+   */
   close(code: number, reason: string): void
   /** One heartbeat round: terminates a peer that did not answer the previous ping, else pings it. */
   heartbeat(): void
@@ -349,7 +352,9 @@ export function bridge(
     closed,
     heartbeat,
     close(code: number, reason: string): void {
-      finish('server', code, reason)
+      // Already ending (waiting for a peer's FIN or close frame): the caller wants it gone now.
+      if (finished) tunnelOnLingerTimer()
+      else finish('server', code, reason)
     },
     bytes() {
       return { up: bytesUp, down: bytesDown }

@@ -59,8 +59,8 @@ for (const [net, prefix] of [
   INTERNAL.addSubnet(net, prefix, 'ipv4')
 }
 for (const [net, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  ['::', 96], // unspecified, loopback, and deprecated IPv4-compatible addresses (::127.0.0.1)
+  ['::ffff:0:0:0', 96], // IPv4-translated (RFC 2765): ::ffff:0:7f00:1 embeds 127.0.0.1
   ['64:ff9b::', 96], // NAT64: reaches IPv4 space
   ['fc00::', 7], // unique local
   ['fe80::', 10], // link-local
