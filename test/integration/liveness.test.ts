@@ -47,16 +47,18 @@ describe('--idle-timeout', () => {
   })
 
   it('payload keeps it open: echo round trips for three timeouts, then silence closes it', async () => {
-    const { server } = await startEchoTunnel(d, { idleTimeoutMs: 100 })
+    // 500 ms: a round trip on a loaded 2-core machine can take longer than 100 ms.
+    const { server } = await startEchoTunnel(d, { idleTimeoutMs: 500 })
     const ws = await openWs(d, server.url())
     const wsClosed = closed(ws)
     let closedEarly = false
     void wsClosed.then(() => (closedEarly = true))
     const start = performance.now()
     let rounds = 0
-    while (performance.now() - start < 300 && rounds < 1_000_000 && !closedEarly) {
+    while (performance.now() - start < 1500 && rounds < 1_000_000 && !closedEarly) {
       ws.send(Buffer.from([rounds & 0xff]))
-      await once(ws, 'message')
+      // A close instead of the echo must end the loop, not leave it waiting for a message forever.
+      await Promise.race([once(ws, 'message'), wsClosed])
       rounds++
     }
     expect(closedEarly).toBe(false)
