@@ -92,6 +92,12 @@ export interface TunnelServer {
   totals(): Record<string, RouteTotals>
   /** Closes one tunnel with 4410 (closed by an operator); false if no such tunnel is open. */
   closeTunnel(id: number): boolean
+  /**
+   * Swaps in a reloaded config and access gate (see reload.ts): new upgrades use them, live tunnels keep
+   * what they started with. The caller pins options that need a restart (`listen`, TLS, …) to their
+   * start-up values; only per-connection settings, the heartbeat and the message limits are read again.
+   */
+  reconfigure(config: Config, access: Access | undefined): void
 }
 
 /** Cap on how often Node checks for slow request heads; the handshake timeout is enforced at this grain. */
@@ -107,6 +113,9 @@ export function createTunnelServer(
   const idOffset = options.idSpace?.index ?? 0
   const tls = tlsSettings(config)
   let stopWatchingTls: (() => void) | undefined
+  // What reconfigure() swaps; everything read per connection goes through these two.
+  let live = config
+  let liveAccess = options.access
   const tunnels = new Map<number, Tunnel>()
   const details = new Map<number, Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>>()
   const closedTotals = new Map<string, RouteTotals>()
@@ -132,29 +141,27 @@ export function createTunnelServer(
       ? http.createServer(httpOptions, onRequest)
       : https.createServer(httpOptions, onRequest)
   metrics.setLiveBytes(liveBytes)
-  const clientOf = createClientResolver(parseTrustedProxies(config.trustProxy))
+  let clientOf = createClientResolver(parseTrustedProxies(config.trustProxy))
   // With --proxy-protocol a plain TCP server reads each connection's PROXY header first, then hands the
   // socket (the rest of its bytes unread) to the HTTP(S) server as if it had accepted it itself.
   const front = config.proxyProtocol ? net.createServer(frontOnConnection) : undefined
   const listener: net.Server = front ?? httpServer
-  const wss = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    maxPayload: config.maxMessageBytes,
-    perMessageDeflate: config.compress,
-    handleProtocols: chooseSubprotocol,
-    // ws >= 8.22 option, not yet in @types/ws: how long a close handshake may take before the socket is cut.
-    ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
-  })
+  let wss = createWebSocketServer(config)
 
   httpServer.on('clientError', createClientErrorListener(logger))
   httpServer.on(
     'upgrade',
     createUpgradeListener({
-      config,
-      wss,
+      get config() {
+        return live
+      },
+      get wss() {
+        return wss
+      },
       logger,
-      access: options.access,
+      get access() {
+        return liveAccess
+      },
       nextId: () => ++lastId * idStride + idOffset,
       isDraining: () => draining,
       load: () => tunnels.size + dialing,
@@ -184,8 +191,8 @@ export function createTunnelServer(
   }
 
   function recordingFor(id: number, client: string, targetText: string): Recorder | undefined {
-    if (config.recordDir === undefined) return undefined
-    return startRecording(config.recordDir, { conn: id, client, target: targetText }, (err) =>
+    if (live.recordDir === undefined) return undefined
+    return startRecording(live.recordDir, { conn: id, client, target: targetText }, (err) =>
       logger.error('recording failed; the tunnel goes on unrecorded', {
         conn: id,
         error: err.message,
@@ -212,8 +219,8 @@ export function createTunnelServer(
 
   /** The PROXY header for the target: the real client as source, our listener as destination. */
   function targetPreamble(req: http.IncomingMessage): Buffer | undefined {
-    if (config.targetProxyProtocol === 'off') return undefined
-    const version = config.targetProxyProtocol === 'v1' ? 1 : 2
+    if (live.targetProxyProtocol === 'off') return undefined
+    const version = live.targetProxyProtocol === 'v1' ? 1 : 2
     const client = clientOf(req)
     const socket = req.socket as ProxiedSocket
     const proxied = socket[kProxyAddresses]
@@ -249,9 +256,9 @@ export function createTunnelServer(
     const recorder = recordingFor(id, client, targetText)
     const tunnel = bridge(ws, wsSocket, tcp, {
       id,
-      highWaterMarkBytes: route.highWaterMarkBytes ?? config.highWaterMarkBytes,
-      textPolicy: route.textPolicy ?? config.textPolicy,
-      idleTimeoutMs: route.idleTimeoutMs ?? config.idleTimeoutMs,
+      highWaterMarkBytes: route.highWaterMarkBytes ?? live.highWaterMarkBytes,
+      textPolicy: route.textPolicy ?? live.textPolicy,
+      idleTimeoutMs: route.idleTimeoutMs ?? live.idleTimeoutMs,
       recorder,
       maxBytes: route.maxBytes,
     })
@@ -351,9 +358,30 @@ export function createTunnelServer(
     if (where.kind === 'unix') await chmod(where.path, config.listenMode)
     listener.on('error', httpOnError)
     if (tls !== undefined) stopWatchingTls = watchTlsFiles(tls, certificatesOnChange)
-    if (config.heartbeatMs > 0) {
-      heartbeatInterval = setInterval(sweepHeartbeats, config.heartbeatMs)
+    startHeartbeat()
+  }
+
+  function startHeartbeat(): void {
+    clearInterval(heartbeatInterval)
+    heartbeatInterval = undefined
+    if (live.heartbeatMs > 0) {
+      heartbeatInterval = setInterval(sweepHeartbeats, live.heartbeatMs)
       heartbeatInterval.unref()
+    }
+  }
+
+  function reconfigure(next: Config, access: Access | undefined): void {
+    const previous = live
+    live = next
+    liveAccess = access
+    if (next.maxMessageBytes !== previous.maxMessageBytes || next.compress !== previous.compress) {
+      wss = createWebSocketServer(next) // upgraded sockets do not depend on the server that made them
+    }
+    if (next.trustProxy !== previous.trustProxy) {
+      clientOf = createClientResolver(parseTrustedProxies(next.trustProxy))
+    }
+    if (next.heartbeatMs !== previous.heartbeatMs && listener.listening && closing === undefined) {
+      startHeartbeat()
     }
   }
 
@@ -412,7 +440,7 @@ export function createTunnelServer(
   }
 
   function close(closeOptions: { drainTimeoutMs?: number } = {}): Promise<void> {
-    closing ??= drainAndClose(closeOptions.drainTimeoutMs ?? config.drainTimeoutMs)
+    closing ??= drainAndClose(closeOptions.drainTimeoutMs ?? live.drainTimeoutMs)
     return closing
   }
 
@@ -480,7 +508,30 @@ export function createTunnelServer(
     return true
   }
 
-  return { listen, address, url, close, stats, reloadCertificates, list, totals, closeTunnel }
+  return {
+    listen,
+    address,
+    url,
+    close,
+    stats,
+    reloadCertificates,
+    list,
+    totals,
+    closeTunnel,
+    reconfigure,
+  }
+}
+
+function createWebSocketServer(config: Config): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload: config.maxMessageBytes,
+    perMessageDeflate: config.compress,
+    handleProtocols: chooseSubprotocol,
+    // ws >= 8.22 option, not yet in @types/ws: how long a close handshake may take before the socket is cut.
+    ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
+  })
 }
 
 /** The route label of tunnels that no named route or resolver admitted (the fixed TARGET). */

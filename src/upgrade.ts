@@ -24,10 +24,15 @@ import { extensionsProblem, subprotocolProblem } from './handshake.js'
 
 /** What the upgrade listener needs from the server that owns it. */
 export interface UpgradeContext {
+  /** Read once per upgrade (a reload may swap it; an upgrade runs to its end on the one it started with). */
   readonly config: Config
+  /** Read once per upgrade, like `config`. */
   readonly wss: WebSocketServer
   readonly logger: Logger
-  /** The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. */
+  /**
+   * The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. Read once
+   * per upgrade, like `config`.
+   */
   readonly access?: Access | undefined
   nextId(): number
   isDraining(): boolean
@@ -76,10 +81,11 @@ const MAX_EARLY_BYTES = 64 * 1024
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/
 
 export function createUpgradeListener(ctx: UpgradeContext) {
-  const { config, logger, access } = ctx
-  const fixedTarget = config.target
+  const { logger } = ctx
 
   return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
+    const { config, access, wss } = ctx
+    const fixedTarget = config.target
     let head = firstBytes
     socket.on('error', socketOnEarlyError)
     const id = ctx.nextId()
@@ -187,7 +193,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       // ws may still reject the handshake (a malformed subprotocol or extension header): then its
       // callback never runs and the socket closes, and the dialled target must not outlive it.
       socket.once('close', socketOnCloseBeforeUpgrade)
-      ctx.wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
+      wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
         socket.off('close', socketOnCloseBeforeUpgrade)
         socket.off('error', socketOnEarlyError)
         ctx.startTunnel(id, ws, socket, tcp, client, admitted)
@@ -238,7 +244,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         writeHttpStatus(socket, err.status, reason, extra)
         return
       }
-      ctx.wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
+      wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
         socket.off('error', socketOnEarlyError)
         ws.on('error', wsOnRefusedError)
         ws.close(err.closeCode, reason)

@@ -14,7 +14,7 @@ import { ConfigError, TunnelError, tunnelError } from '../errors.js'
 import { fingerprint } from '../log.js'
 import type { Resolution, RouteOptions, TargetResolver } from '../targets/index.js'
 import type { TargetPolicy } from '../targets/policy.js'
-import { createConnectionCounter, createFailureLimiter } from './limits.js'
+import { createConnectionCounter, createFailureLimiter, type ConnectionCounter } from './limits.js'
 import type { OriginMatcher } from './origin.js'
 import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './token.js'
 
@@ -35,6 +35,8 @@ export interface AccessOptions {
   /** Failed attempts per client address per minute before 4429; 0 = no limit. */
   readonly maxAuthFailures: number
   readonly connectTimeoutMs: number
+  /** Open tunnels per token; pass one counter to keep the counts across config reloads. */
+  readonly counter?: ConnectionCounter
   /** Injectable clock for the failure window. */
   readonly now?: () => number
 }
@@ -94,7 +96,7 @@ export function createAccess(options: AccessOptions): Access {
     FAILURE_WINDOW_MS,
     options.now ?? Date.now,
   )
-  const counter = createConnectionCounter()
+  const counter = options.counter ?? createConnectionCounter()
 
   async function admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal> {
     let print: string | undefined

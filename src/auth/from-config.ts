@@ -15,10 +15,25 @@ import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
 import { createAccess, type Access } from './access.js'
+import { createConnectionCounter, type ConnectionCounter } from './limits.js'
 import { allowOrigins } from './origin.js'
 
 export interface AccessFromConfigOptions {
   logger?: Logger
+  /** State that outlives one gate (a SIGHUP reload builds a new gate): see `createAccessState`. */
+  state?: AccessState
+}
+
+/** What a reloaded gate inherits from the one it replaces, so a reload resets no limit. */
+export interface AccessState {
+  /** Open tunnels per token or route (`maxConnections`). */
+  readonly counter: ConnectionCounter
+  /** Single-use JWT ids already used (`jwtSingleUse`), so a reload does not allow a replay. */
+  readonly usedJti: Map<string, number>
+}
+
+export function createAccessState(): AccessState {
+  return { counter: createConnectionCounter(), usedJti: new Map() }
 }
 
 /**
@@ -50,6 +65,7 @@ export async function createAccessFromConfig(
           singleUse: config.jwtSingleUse,
           routes,
           base64urlSecret: config.jwtSecretEncoding === 'base64url',
+          usedJti: options.state?.usedJti,
         }),
       )
     }
@@ -92,6 +108,7 @@ export async function createAccessFromConfig(
       clientTargets: config.clientTargets,
       maxAuthFailures: config.maxAuthFailures,
       connectTimeoutMs: config.connectTimeoutMs,
+      counter: options.state?.counter,
     })
   } catch (err) {
     await Promise.all(resolvers.map((r) => r.close?.() ?? Promise.resolve()))
