@@ -76,7 +76,7 @@ export function parseRoutes(value: unknown, label: string, cwd?: string): Routes
         return parseTarget(v, { cwd })
       }),
       tokens:
-        fields['tokens'] === undefined ? [] : field(at, 'tokens', fields['tokens'], parseList),
+        fields['tokens'] === undefined ? [] : field(at, 'tokens', fields['tokens'], parseTokens),
       options: parseRouteOptions(at, fields),
     }
     for (const token of route.tokens) {
@@ -89,6 +89,15 @@ export function parseRoutes(value: unknown, label: string, cwd?: string): Routes
     routes.set(name, Object.freeze(route))
   }
   return routes
+}
+
+/** Like `parseList`, but a bad entry is not quoted back: it may be a token (errors are logged on reload). */
+function parseTokens(value: unknown): readonly string[] {
+  try {
+    return parseList(value)
+  } catch {
+    throw new ConfigError('expected a token or a list of tokens, each a non-empty string')
+  }
 }
 
 /** Per-route options in the config keys' own words (seconds, sizes). */
