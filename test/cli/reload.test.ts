@@ -155,24 +155,28 @@ describe('SIGHUP reloads the --config file', () => {
     await stop(proc)
   })
 
-  it('keeps flags and positionals on top of the reloaded file, and warns about options that need a restart', async () => {
+  it('keeps flags and positionals on top of the reloaded file, warns about options that need a restart, applies logLevel', async () => {
     const a = await echoPort()
-    const { proc, file, listening } = await start(
+    const { proc, file, listening, url } = await start(
       routesYaml({ a: [TOKEN_A, a] }) + 'listen: 127.0.0.1:1\nidleTimeout: 7\n',
       ['--idle-timeout', '3'],
     )
     await writeFile(
       file,
-      routesYaml({ a: [TOKEN_A, a] }) + 'listen: 127.0.0.1:2\nidleTimeout: 9\nworkers: 3\n',
+      routesYaml({ a: [TOKEN_A, a] }) +
+        'listen: 127.0.0.1:2\nidleTimeout: 9\nworkers: 3\nlogLevel: debug\n',
     )
     const reloaded = await hangup(proc, RELOADED)
     // The positional LISTEN and the flag still win: neither counts as changed; workers needs a restart.
-    expect(reloaded['changed']).toEqual([])
+    expect(reloaded['changed']).toEqual(['logLevel'])
+    await tunnel(`${url}?token=${TOKEN_A}`)
+    await proc.waitForLog((r) => r.msg === 'dialling' && r.level === 'debug')
     const warnings = records(proc).filter(
       (r) => r.msg === 'config option changed; restart to apply',
     )
     expect(warnings).toEqual([expect.objectContaining({ option: 'workers', keeping: '1' })])
     expect(listening['listen']).not.toBe('127.0.0.1:2')
+    await stop(proc)
   })
 
   it('rejects a config that fails (syntax, value, missing token file) with one logged reason, keeps the old one in force, then applies a fix', async () => {
@@ -212,6 +216,21 @@ describe('SIGHUP reloads the --config file', () => {
     const metrics = await (await fetch(`${admin}/metrics`)).text()
     expect(metrics).toMatch(/^gangway_config_reloads_total\{result="failed"\} 3$/m)
     expect(metrics).toMatch(/^gangway_config_reloads_total\{result="ok"\} 1$/m)
+    await stop(proc)
+  })
+
+  it('without --config, SIGHUP re-reads the token file given as a flag', async () => {
+    const a = await echoPort()
+    const dir = await tempDir(d, 'gangway-reload-')
+    const tokens = join(dir, 'tokens')
+    await writeFile(tokens, `${TOKEN_A}: 127.0.0.1:${a}\n`)
+    const proc = spawnGangway(d, ['--token-file', tokens, '--log-format', 'json', '127.0.0.1:0'])
+    const listening = await proc.waitForLog((r) => r.msg === 'listening')
+    const url = `ws://127.0.0.1:${portOf(listening['listen'])}/`
+    await writeFile(tokens, `${TOKEN_B}: 127.0.0.1:${a}\n`)
+    expect(await hangup(proc, RELOADED)).toMatchObject({ changed: [] })
+    expect(await echoesIntact(await tunnel(`${url}?token=${TOKEN_B}`), 1024)).toBe(true)
+    expect((await connectAndClose(`${url}?token=${TOKEN_A}`)).code).toBe(4401)
     await stop(proc)
   })
 

@@ -174,6 +174,22 @@ describe('config reload in process', () => {
     expect((await afterClosed).code).toBe(1003)
   })
 
+  it('a smaller maxMessageSize applies to tunnels opened after the reload', async () => {
+    const a = await echoPort()
+    const routes = { a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } }
+    const { reloader, url } = await startReloadable(configWith(routes), () =>
+      configWith(routes, { maxMessageBytes: 1024 }),
+    )
+    const before = await openWs(d, `${url}?token=${TOKEN_A}`)
+    expect((await reloader.reload()).changed).toEqual(['maxMessageSize'])
+    const big = 'x'.repeat(4096)
+    expect(await echoOnce(before, big)).toBe(big)
+    const after = await openWs(d, `${url}?token=${TOKEN_A}`)
+    const afterClosed = closed(after)
+    after.send(Buffer.from(big))
+    expect((await afterClosed).code).toBe(1009)
+  })
+
   it('a failed load changes nothing and is reported, and the next reload runs', async () => {
     const a = await echoPort()
     const good = configWith({ a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } })
