@@ -65,12 +65,15 @@ export function workerContext(): WorkerContext | undefined {
   function processOnMessage(message: unknown): void {
     const m = message as Partial<{ gangway: string; req: number; id: number }>
     if (m.gangway === 'drain') requestDrain()
-    else if (server === undefined || typeof m.req !== 'number') return
+    else if (typeof m.req !== 'number') return
     else if (m.gangway === 'reload') {
       const req = m.req
-      // The primary logs the outcome once for all workers.
-      void reload?.().then((report) => send({ gangway: 'reply', req, reload: report }))
-    } else if (m.gangway === 'snapshot') {
+      // The primary logs the outcome once for all workers. A worker still starting has nothing to
+      // report (it read the file as it is now): it answers at once so that the primary does not wait.
+      if (reload === undefined) send({ gangway: 'reply', req })
+      else void reload().then((report) => send({ gangway: 'reply', req, reload: report }))
+    } else if (server === undefined) return
+    else if (m.gangway === 'snapshot') {
       send({
         gangway: 'reply',
         req: m.req,
