@@ -695,7 +695,9 @@ async function runPrimary(
   function processOnSighup(): void {
     logger.info('SIGHUP: reloading', { workers: count })
     void primary.reload().then(function primaryOnReloaded(reports) {
-      logReloadReport(logger, combineReports(reports), { workers: reports.length })
+      const report = combineReports(reports)
+      if (report.ok && report.logLevel !== undefined) logger.setLevel(report.logLevel)
+      logReloadReport(logger, report, { workers: reports.length })
     })
   }
   process.on('SIGHUP', processOnSighup)

@@ -49,6 +49,8 @@ export interface ReloadReport {
   readonly changed: readonly string[]
   /** Changed options that need a restart, with the value kept meanwhile. */
   readonly restartNeeded: ReadonlyArray<{ option: string; keeping: string }>
+  /** The log level in force afterwards (the `--workers` primary follows its workers). */
+  readonly logLevel?: Config['logLevel']
 }
 
 export interface ReloaderOptions {
@@ -147,7 +149,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
     options.setLogLevel?.(next.logLevel)
     if (previousGate !== undefined) retire(previousGate)
     if (next.tlsCert !== undefined) await server.reloadCertificates()
-    return { ok: true, changed, restartNeeded }
+    return { ok: true, changed, restartNeeded, logLevel: next.logLevel }
   }
 
   /** Closes a replaced gate once no admission runs on it any more (tunnels it admitted live on). */
