@@ -14,7 +14,12 @@ import { ConfigError, TunnelError, tunnelError } from '../errors.js'
 import { fingerprint } from '../log.js'
 import type { Resolution, RouteOptions, TargetResolver } from '../targets/index.js'
 import type { TargetPolicy } from '../targets/policy.js'
-import { createConnectionCounter, createFailureLimiter, type ConnectionCounter } from './limits.js'
+import {
+  createConnectionCounter,
+  createFailureLimiter,
+  type ConnectionCounter,
+  type FailureLimiter,
+} from './limits.js'
 import type { OriginMatcher } from './origin.js'
 import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './token.js'
 
@@ -37,6 +42,8 @@ export interface AccessOptions {
   readonly connectTimeoutMs: number
   /** Open tunnels per token; pass one counter to keep the counts across config reloads. */
   readonly counter?: ConnectionCounter
+  /** Failed attempts per address (made for `maxAuthFailures`); pass one to keep it across reloads. */
+  readonly failures?: FailureLimiter
   /** Injectable clock for the failure window. */
   readonly now?: () => number
 }
@@ -91,11 +98,9 @@ export function createAccess(options: AccessOptions): Access {
   if (options.clientTargets && options.policy === undefined) {
     throw new ConfigError('clientTargets needs a target policy (at least one --allow rule)')
   }
-  const failures = createFailureLimiter(
-    options.maxAuthFailures,
-    FAILURE_WINDOW_MS,
-    options.now ?? Date.now,
-  )
+  const failures =
+    options.failures ??
+    createFailureLimiter(options.maxAuthFailures, FAILURE_WINDOW_MS, options.now ?? Date.now)
   const counter = options.counter ?? createConnectionCounter()
 
   async function admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal> {

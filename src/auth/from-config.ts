@@ -14,8 +14,13 @@ import { redisTokens } from '../targets/redis.js'
 import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
-import { createAccess, type Access } from './access.js'
-import { createConnectionCounter, type ConnectionCounter } from './limits.js'
+import { createAccess, FAILURE_WINDOW_MS, type Access } from './access.js'
+import {
+  createConnectionCounter,
+  createFailureLimiter,
+  type ConnectionCounter,
+  type FailureLimiter,
+} from './limits.js'
 import { allowOrigins } from './origin.js'
 
 export interface AccessFromConfigOptions {
@@ -30,10 +35,22 @@ export interface AccessState {
   readonly counter: ConnectionCounter
   /** Single-use JWT ids already used (`jwtSingleUse`), so a reload does not allow a replay. */
   readonly usedJti: Map<string, number>
+  /** Failed attempts per client address; kept while `maxAuthFailures` stays the same. */
+  failuresFor(max: number): FailureLimiter
 }
 
 export function createAccessState(): AccessState {
-  return { counter: createConnectionCounter(), usedJti: new Map() }
+  let failures: { max: number; limiter: FailureLimiter } | undefined
+  return {
+    counter: createConnectionCounter(),
+    usedJti: new Map(),
+    failuresFor(max) {
+      if (failures?.max !== max) {
+        failures = { max, limiter: createFailureLimiter(max, FAILURE_WINDOW_MS) }
+      }
+      return failures.limiter
+    },
+  }
 }
 
 /**
@@ -109,6 +126,7 @@ export async function createAccessFromConfig(
       maxAuthFailures: config.maxAuthFailures,
       connectTimeoutMs: config.connectTimeoutMs,
       counter: options.state?.counter,
+      failures: options.state?.failuresFor(config.maxAuthFailures),
     })
   } catch (err) {
     await Promise.all(resolvers.map((r) => r.close?.() ?? Promise.resolve()))

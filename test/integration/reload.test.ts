@@ -153,6 +153,21 @@ describe('config reload in process', () => {
     expect(await echoOnce(await openWs(d, `${url}?token=${TOKEN_A}`), 'x')).toBe('x')
   })
 
+  it('keeps the failed-attempt counts of client addresses across a reload (same maxAuthFailures)', async () => {
+    const a = await echoPort()
+    const config = (idle: number) =>
+      configWith(
+        { a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } },
+        { maxAuthFailures: 2, idleTimeoutMs: idle },
+      )
+    const { reloader, url } = await startReloadable(config(0), () => config(60_000))
+    for (let i = 0; i < 2; i++) {
+      expect((await connectAndClose(`${url}?token=wrong-token-${i}-0123456789`)).code).toBe(4401)
+    }
+    expect((await reloader.reload()).ok).toBe(true)
+    expect((await connectAndClose(`${url}?token=${TOKEN_A}`)).code).toBe(4429)
+  })
+
   it('applies per-connection settings to new tunnels only (text policy, connection limit)', async () => {
     const a = await echoPort()
     const routes = { a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } }
