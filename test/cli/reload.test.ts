@@ -219,6 +219,38 @@ describe('SIGHUP reloads the --config file', () => {
     await stop(proc)
   })
 
+  it('survives repeated reloads (valid and invalid) while tunnels carry data, and leaks no connection slot', async () => {
+    const a = await echoPort()
+    const route = (extra: string) =>
+      routesYaml({ a: [TOKEN_A, a] }) + '    maxConnections: 4\n' + extra
+    const { proc, file, url } = await start(route(''))
+    const sockets = await Promise.all(
+      Array.from({ length: 4 }, () => tunnel(`${url}?token=${TOKEN_A}`)),
+    )
+    const transfers = Promise.all(sockets.map((ws) => echoesIntact(ws, 4 * 1024 * 1024)))
+    const rounds = 10
+    for (let i = 1; i <= rounds; i++) {
+      await writeFile(file, i % 2 === 0 ? 'routes: [\n' : route(`idleTimeout: ${i}\n`))
+      await hangup(proc, i % 2 === 0 ? FAILED : RELOADED, Math.ceil(i / 2))
+    }
+    expect(await transfers).toEqual([true, true, true, true])
+    // All four slots are taken until these tunnels end, then all four come back.
+    expect((await connectAndClose(`${url}?token=${TOKEN_A}`)).code).toBe(4429)
+    await Promise.all(
+      sockets.map((ws) => {
+        const done = closed(ws)
+        ws.close()
+        return done
+      }),
+    )
+    await proc.waitForLog(() => countOf(proc, 'tunnel closed') >= 4)
+    const again = await Promise.all(
+      Array.from({ length: 4 }, () => tunnel(`${url}?token=${TOKEN_A}`)),
+    )
+    for (const ws of again) expect(await echoesIntact(ws, 1024)).toBe(true)
+    await stop(proc)
+  })
+
   it('without --config, SIGHUP re-reads the token file given as a flag', async () => {
     const a = await echoPort()
     const dir = await tempDir(d, 'gangway-reload-')
