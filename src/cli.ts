@@ -18,8 +18,7 @@ import {
   type OptionSpec,
   type ResolveInput,
 } from './config.js'
-import { createAccessFromConfig } from './auth/from-config.js'
-import type { Access } from './auth/access.js'
+import { createAccessFromConfig, createAccessState } from './auth/from-config.js'
 import { ConfigError, GangwayError } from './errors.js'
 import { createLogger, type Logger } from './log.js'
 import { createTunnelServer, type TunnelServer } from './server.js'
@@ -29,6 +28,7 @@ import { createMetrics } from './metrics.js'
 import { attachState, createStateFromConfig } from './state/from-config.js'
 import cluster from 'node:cluster'
 import { startPrimary, workerContext, workerCount } from './cluster.js'
+import { combineReports, createReloader, logReloadReport } from './reload.js'
 import type { ListenAddress, LogFormat, LogLevel } from './config.js'
 import { VERSION } from './version.js'
 
@@ -405,7 +405,12 @@ async function runServe(args: Args): Promise<number> {
   const input = await configInput(args, args['LISTEN'], args['TARGET'])
   const config = resolveConfig(input)
   await checkWebRoot(config.webRoot, input)
-  return runDaemon(config, {})
+  // SIGHUP re-reads the file, with the same flags and positionals on top (see reload.ts).
+  const loadConfig =
+    args['config'] === undefined
+      ? undefined
+      : async () => resolveConfig(await configInput(args, args['LISTEN'], args['TARGET']))
+  return runDaemon(config, { loadConfig })
 }
 
 async function runDemo(args: Args): Promise<number> {
@@ -650,9 +655,11 @@ async function runReplay(args: Args): Promise<number> {
 
 interface DaemonHooks {
   afterListen?(server: TunnelServer, logger: Logger): void
+  /** Reads the config again for a SIGHUP reload; without it SIGHUP re-reads token sources and TLS files. */
+  loadConfig?: () => Promise<Config>
 }
 
-/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads TLS files. */
+/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads (reload.ts). */
 async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   checkTlsOptions(config)
   // Read (and validate) the files of tls:// targets before anything is opened: a bad one is a usage error.
@@ -669,14 +676,17 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   })
   // Workers record metrics for the primary's admin listener to aggregate.
   const metrics = adminAt === undefined ? undefined : createMetrics()
-  const state = await createStateFromConfig(config, {
+  // Shared by several nodes through Redis (--state-redis), if configured.
+  const shared = await createStateFromConfig(config, {
     logger,
     registry: metrics?.registry,
     subscribe: true,
   })
-  const access = await createAccessFromConfig(config, { logger, state }).catch(
+  // What every gate inherits from the one before it (a SIGHUP reload builds a new gate).
+  const accessState = createAccessState()
+  const access = await createAccessFromConfig(config, { logger, state: accessState, shared }).catch(
     async (err: unknown) => {
-      await state?.close()
+      await shared?.close()
       throw err
     },
   )
@@ -687,21 +697,38 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     idSpace,
     access,
     targetTls,
-    isRevoked: state === undefined ? undefined : (print) => state.heardRevoked(print),
+    isRevoked: shared === undefined ? undefined : (print) => shared.heardRevoked(print),
   })
-  if (state !== undefined) attachState(state, server)
+  if (shared !== undefined) attachState(shared, server)
+  const reloader = createReloader({
+    config,
+    load: hooks.loadConfig,
+    server,
+    access,
+    state: accessState,
+    shared,
+    logger,
+    setLogLevel: (level) => logger.setLevel(level),
+    configReloaded: (ok) => metrics?.configReloaded(ok),
+  })
   let admin: AdminServer | undefined
   const stop = watchStopSignals(logger)
-  const reloadAll = (): void => reloadEverything(server, access, logger)
-  // Workers reload when the primary forwards its SIGHUP.
-  const hangup = worker === undefined ? watchHangup(logger, reloadAll) : undefined
+  // Workers reload when the primary forwards its SIGHUP, and the primary logs the outcome.
+  const hangup =
+    worker === undefined
+      ? watchHangup(logger, () => void reloader.reload().then((r) => logReloadReport(logger, r)))
+      : undefined
   try {
     await server.listen()
     if (worker !== undefined) {
-      worker.ready(server, metrics, reloadAll)
+      worker.ready(server, metrics, () => reloader.reload())
     } else {
       if (adminAt !== undefined && metrics !== undefined) {
-        admin = createAdminServer(adminAt, server, metrics, { token: adminToken, logger, state })
+        admin = createAdminServer(adminAt, server, metrics, {
+          token: adminToken,
+          logger,
+          state: shared,
+        })
         await admin.listen()
       }
       logger.info('listening', {
@@ -720,11 +747,12 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
       : Promise.race([stop.signalled, worker.drainRequested.then(() => 'primary' as const)]))
     // close() stops accepting before it returns, so "draining" is only logged once new connections fail.
     // The admin listener stays up meanwhile: /readyz answers 503 so load balancers move away.
-    const closed = server.close({ drainTimeoutMs: config.drainTimeoutMs })
+    const { drainTimeoutMs } = reloader.current()
+    const closed = server.close({ drainTimeoutMs })
     logger.info('draining', {
       signal,
       tunnels: server.stats().tunnels,
-      timeoutSeconds: config.drainTimeoutMs / 1000,
+      timeoutSeconds: drainTimeoutMs / 1000,
     })
     await closed
     logger.info('stopped')
@@ -735,8 +763,8 @@ async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
     hangup?.()
     await admin?.close()
     await server.close({ drainTimeoutMs: 0 })
-    await access?.close()
-    await state?.close()
+    await reloader.close()
+    await shared?.close()
   }
 }
 
@@ -748,16 +776,6 @@ function describeRouting(config: Config): Record<string, unknown> {
     tokenFile: config.tokenFile,
     tokenDir: config.tokenDir,
   }
-}
-
-/** SIGHUP: re-read the TLS certificate and the token sources; a failure keeps the previous ones. */
-function reloadEverything(server: TunnelServer, access: Access | undefined, logger: Logger): void {
-  void server.reloadCertificates()
-  access?.reload().catch(function hangupOnReloadError(err: unknown) {
-    logger.error('reload failed; keeping the previous tokens', {
-      error: err instanceof Error ? err.message : String(err),
-    })
-  })
 }
 
 /**
@@ -782,7 +800,11 @@ async function runPrimary(
   const stop = watchStopSignals(logger, () => primary.kill())
   function processOnSighup(): void {
     logger.info('SIGHUP: reloading', { workers: count })
-    primary.reload()
+    void primary.reload().then(function primaryOnReloaded(reports) {
+      const report = combineReports(reports)
+      if (report.ok && report.logLevel !== undefined) logger.setLevel(report.logLevel)
+      logReloadReport(logger, report, { workers: reports.length })
+    })
   }
   process.on('SIGHUP', processOnSighup)
   let admin: AdminServer | undefined
@@ -874,10 +896,10 @@ async function readAdminToken(config: Config, hasAdmin: boolean): Promise<string
   return token
 }
 
-/** SIGHUP reloads certificates and token sources; a failed reload keeps the previous ones. */
+/** SIGHUP reloads the config (or, without --config, certificates and token sources); see reload.ts. */
 function watchHangup(logger: Logger, reload: () => void): () => void {
   function processOnHangup(): void {
-    logger.info('SIGHUP: reloading certificates and tokens')
+    logger.info('SIGHUP: reloading')
     reload()
   }
   process.on('SIGHUP', processOnHangup)

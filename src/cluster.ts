@@ -12,6 +12,7 @@ import type { AdminView, MetricsSource } from './admin.js'
 import type { Config, ListenAddress } from './config.js'
 import type { Logger } from './log.js'
 import type { TunnelMetrics } from './metrics.js'
+import type { ReloadReport } from './reload.js'
 import type { RouteTotals, TunnelInfo, TunnelServer, TunnelStats } from './server.js'
 
 /** How many workers `config.workers` asks for (0 = one per core). */
@@ -22,12 +23,12 @@ export function workerCount(config: Config): number {
 /** Messages between the primary and its workers (all carry `gangway` so other IPC users are ignored). */
 type ToWorker =
   | { gangway: 'drain' }
-  | { gangway: 'reload' }
+  | { gangway: 'reload'; req: number }
   | { gangway: 'snapshot'; req: number }
   | { gangway: 'close'; req: number; id: number }
 type ToPrimary =
   | { gangway: 'listening'; address: ListenAddress }
-  | { gangway: 'reply'; req: number; snapshot?: Snapshot; closed?: boolean }
+  | { gangway: 'reply'; req: number; snapshot?: Snapshot; closed?: boolean; reload?: ReloadReport }
 
 interface Snapshot {
   stats: TunnelStats
@@ -43,7 +44,11 @@ export interface WorkerContext {
   /** Resolves when the primary asks this worker to drain. */
   drainRequested: Promise<void>
   /** Call once listening; also starts answering the primary's requests (`reload` on its SIGHUP). */
-  ready(server: TunnelServer, metrics: TunnelMetrics | undefined, reload: () => void): void
+  ready(
+    server: TunnelServer,
+    metrics: TunnelMetrics | undefined,
+    reload: () => Promise<ReloadReport>,
+  ): void
   dispose(): void
 }
 
@@ -55,13 +60,19 @@ export function workerContext(): WorkerContext | undefined {
   let requestDrain: () => void = () => {}
   const drainRequested = new Promise<void>((resolve) => (requestDrain = resolve))
   let server: TunnelServer | undefined
-  let reload: () => void = () => {}
+  let reload: (() => Promise<ReloadReport>) | undefined
 
   function processOnMessage(message: unknown): void {
     const m = message as Partial<{ gangway: string; req: number; id: number }>
     if (m.gangway === 'drain') requestDrain()
-    else if (m.gangway === 'reload') reload()
-    else if (server === undefined || typeof m.req !== 'number') return
+    else if (typeof m.req !== 'number') return
+    else if (m.gangway === 'reload') {
+      const req = m.req
+      // The primary logs the outcome once for all workers. A worker still starting has nothing to
+      // report (it read the file as it is now): it answers at once so that the primary does not wait.
+      if (reload === undefined) send({ gangway: 'reply', req })
+      else void reload().then((report) => send({ gangway: 'reply', req, reload: report }))
+    } else if (server === undefined) return
     else if (m.gangway === 'snapshot') {
       send({
         gangway: 'reply',
@@ -107,6 +118,8 @@ const RESTART_MAX_MS = 30_000
 const STABLE_MS = 60_000
 /** How long the admin listener waits for each worker's answer. */
 const ADMIN_REPLY_MS = 2_000
+/** How long a reload may take in a worker (it may read files, fetch a JWKS) before the primary stops waiting. */
+const RELOAD_REPLY_MS = 30_000
 
 export interface PrimaryHandle {
   /** Resolves with the first bound address once every worker listens; rejects if one fails to start. */
@@ -115,7 +128,8 @@ export interface PrimaryHandle {
   admin: AdminView & MetricsSource
   /** Asks every worker to drain; resolves when all have exited. */
   drain(): Promise<void>
-  reload(): void
+  /** Asks every worker to reload its config; resolves with the reports that came in time. */
+  reload(): Promise<ReloadReport[]>
   /** Ends every worker at once (a second signal). */
   kill(): void
 }
@@ -199,7 +213,10 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
   }
 
   /** Asks every worker; resolves with the replies that came within ADMIN_REPLY_MS. */
-  function ask(make: (req: number) => ToWorker): Promise<Array<ToPrimary & { gangway: 'reply' }>> {
+  function ask(
+    make: (req: number) => ToWorker,
+    timeoutMs = ADMIN_REPLY_MS,
+  ): Promise<Array<ToPrimary & { gangway: 'reply' }>> {
     const req = ++lastReq
     const got: Array<ToPrimary & { gangway: 'reply' }> = []
     return new Promise((resolve) => {
@@ -209,7 +226,7 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
         replies.delete(req)
         resolve(got)
       }
-      const timer = setTimeout(finish, ADMIN_REPLY_MS)
+      const timer = setTimeout(finish, timeoutMs)
       replies.set(req, (reply) => {
         got.push(reply)
         if (got.length >= expected) finish()
@@ -270,8 +287,9 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
       broadcast({ gangway: 'drain' })
       await Promise.all(exits)
     },
-    reload() {
-      broadcast({ gangway: 'reload' })
+    async reload() {
+      const replies = await ask((req) => ({ gangway: 'reload', req }), RELOAD_REPLY_MS)
+      return replies.flatMap((r) => (r.reload === undefined ? [] : [r.reload]))
     },
     kill() {
       draining = true

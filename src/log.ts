@@ -30,8 +30,13 @@ export interface LoggerOptions {
   fields?: LogFields
 }
 
+/** The daemon's logger: its level can change while it runs (a SIGHUP reload of `logLevel`). */
+export interface LevelledLogger extends Logger {
+  setLevel(level: LogLevel): void
+}
+
 /** Builds the daemon's logger: JSON lines, or readable text when `format` is pretty (or auto on a TTY). */
-export function createLogger(options: LoggerOptions): Logger {
+export function createLogger(options: LoggerOptions): LevelledLogger {
   const out = options.stream ?? process.stdout
   const pretty = options.format === 'pretty' || (options.format === 'auto' && out.isTTY === true)
   const fd = fdOf(out)
@@ -54,6 +59,9 @@ export function createLogger(options: LoggerOptions): Logger {
     info: (msg, fields) => base.info(fields ?? {}, msg),
     warn: (msg, fields) => base.warn(fields ?? {}, msg),
     error: (msg, fields) => base.error(fields ?? {}, msg),
+    setLevel(level) {
+      base.level = level
+    },
   }
 }
 

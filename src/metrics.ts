@@ -17,6 +17,8 @@ export interface TunnelMetrics {
   refused(code: number): void
   /** Registers a reader of live per-route byte counts (tunnels not yet closed), read at scrape time. */
   setLiveBytes(read: () => Iterable<{ route: string; up: number; down: number }>): void
+  /** A SIGHUP reload of the configuration ended: applied, or rejected (the old one stays). */
+  configReloaded(ok: boolean): void
 }
 
 /** Dial times in seconds: loopback answers in microseconds, a far or failing target in seconds. */
@@ -89,8 +91,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Tunne
     registers: [registry],
   })
 
+  const reloads = new Counter({
+    name: 'gangway_config_reloads_total',
+    help: 'SIGHUP reloads of the configuration, by result: ok (applied) or failed (the old one stays).',
+    labelNames: ['result'],
+    registers: [registry],
+    // Every worker reloads on the same SIGHUP: across workers this counts reloads, not worker-reloads.
+    aggregator: 'max',
+  })
+  for (const result of ['ok', 'failed']) reloads.inc({ result }, 0) // both series exist from the start
+
   return {
     registry,
+    configReloaded(ok) {
+      reloads.inc({ result: ok ? 'ok' : 'failed' })
+    },
     dialed(ms, ok) {
       dialSeconds.observe({ result: ok ? 'connected' : 'failed' }, ms / 1000)
     },
@@ -122,4 +137,5 @@ export const noMetrics: Omit<TunnelMetrics, 'registry'> = {
   closed() {},
   refused() {},
   setLiveBytes() {},
+  configReloaded() {},
 }

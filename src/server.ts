@@ -31,7 +31,7 @@ import {
 } from './client-address.js'
 import { encodeProxyHeader, readProxyHeader, unmap } from './proxy-protocol.js'
 import { prepareRecordingDir, startRecording, type Recorder } from './record.js'
-import type { TargetTls } from './target-tls.js'
+import { loadTargetTls, type TargetTls } from './target-tls.js'
 
 export interface TunnelServerOptions {
   logger?: Logger
@@ -99,6 +99,12 @@ export interface TunnelServer {
   closeTunnel(id: number): boolean
   /** Closes every tunnel a token admitted with 4410 "token revoked"; returns how many. */
   closeTokenTunnels(fingerprint: string): number
+  /**
+   * Swaps in a reloaded config and access gate (see reload.ts): new upgrades use them, live tunnels keep
+   * what they started with. The caller pins options that need a restart (`listen`, TLS, …) to their
+   * start-up values; only per-connection settings, the heartbeat and the message limits are read again.
+   */
+  reconfigure(config: Config, access: Access | undefined, targetTls?: TargetTls): void
 }
 
 /** Cap on how often Node checks for slow request heads; the handshake timeout is enforced at this grain. */
@@ -114,6 +120,11 @@ export function createTunnelServer(
   const idOffset = options.idSpace?.index ?? 0
   const tls = tlsSettings(config)
   let stopWatchingTls: (() => void) | undefined
+  // What reconfigure() swaps; everything read per connection goes through these.
+  let live = config
+  let liveAccess = options.access
+  let liveTargetTls = options.targetTls ?? loadTargetTls(config)
+  for (const warning of liveTargetTls.warnings) logger.warn(warning)
   const tunnels = new Map<number, Tunnel>()
   const details = new Map<number, Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>>()
   const closedTotals = new Map<string, RouteTotals>()
@@ -139,29 +150,27 @@ export function createTunnelServer(
       ? http.createServer(httpOptions, onRequest)
       : https.createServer(httpOptions, onRequest)
   metrics.setLiveBytes(liveBytes)
-  const clientOf = createClientResolver(parseTrustedProxies(config.trustProxy))
+  let clientOf = createClientResolver(parseTrustedProxies(config.trustProxy))
   // With --proxy-protocol a plain TCP server reads each connection's PROXY header first, then hands the
   // socket (the rest of its bytes unread) to the HTTP(S) server as if it had accepted it itself.
   const front = config.proxyProtocol ? net.createServer(frontOnConnection) : undefined
   const listener: net.Server = front ?? httpServer
-  const wss = new WebSocketServer({
-    noServer: true,
-    clientTracking: false,
-    maxPayload: config.maxMessageBytes,
-    perMessageDeflate: config.compress,
-    handleProtocols: chooseSubprotocol,
-    // ws >= 8.22 option, not yet in @types/ws: how long a close handshake may take before the socket is cut.
-    ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
-  })
+  let wss = createWebSocketServer(config)
 
   httpServer.on('clientError', createClientErrorListener(logger))
   httpServer.on(
     'upgrade',
     createUpgradeListener({
-      config,
-      wss,
+      get config() {
+        return live
+      },
+      get wss() {
+        return wss
+      },
       logger,
-      access: options.access,
+      get access() {
+        return liveAccess
+      },
       nextId: () => ++lastId * idStride + idOffset,
       isDraining: () => draining,
       load: () => tunnels.size + dialing,
@@ -170,7 +179,9 @@ export function createTunnelServer(
       refused: (code) => metrics.refused(code),
       clientOf: (req) => formatEndpoint(clientOf(req)),
       clientIpOf: (req) => clientOf(req).address,
-      targetTls: options.targetTls,
+      get targetTls() {
+        return liveTargetTls
+      },
       targetPreamble,
       startTunnel,
     }),
@@ -192,8 +203,8 @@ export function createTunnelServer(
   }
 
   function recordingFor(id: number, client: string, targetText: string): Recorder | undefined {
-    if (config.recordDir === undefined) return undefined
-    return startRecording(config.recordDir, { conn: id, client, target: targetText }, (err) =>
+    if (live.recordDir === undefined) return undefined
+    return startRecording(live.recordDir, { conn: id, client, target: targetText }, (err) =>
       logger.error('recording failed; the tunnel goes on unrecorded', {
         conn: id,
         error: err.message,
@@ -220,8 +231,8 @@ export function createTunnelServer(
 
   /** The PROXY header for the target: the real client as source, our listener as destination. */
   function targetPreamble(req: http.IncomingMessage): Buffer | undefined {
-    if (config.targetProxyProtocol === 'off') return undefined
-    const version = config.targetProxyProtocol === 'v1' ? 1 : 2
+    if (live.targetProxyProtocol === 'off') return undefined
+    const version = live.targetProxyProtocol === 'v1' ? 1 : 2
     const client = clientOf(req)
     const socket = req.socket as ProxiedSocket
     const proxied = socket[kProxyAddresses]
@@ -257,9 +268,9 @@ export function createTunnelServer(
     const recorder = recordingFor(id, client, targetText)
     const tunnel = bridge(ws, wsSocket, tcp, {
       id,
-      highWaterMarkBytes: route.highWaterMarkBytes ?? config.highWaterMarkBytes,
-      textPolicy: route.textPolicy ?? config.textPolicy,
-      idleTimeoutMs: route.idleTimeoutMs ?? config.idleTimeoutMs,
+      highWaterMarkBytes: route.highWaterMarkBytes ?? live.highWaterMarkBytes,
+      textPolicy: route.textPolicy ?? live.textPolicy,
+      idleTimeoutMs: route.idleTimeoutMs ?? live.idleTimeoutMs,
       recorder,
       maxBytes: route.maxBytes,
     })
@@ -363,9 +374,34 @@ export function createTunnelServer(
     if (where.kind === 'unix') await chmod(where.path, config.listenMode)
     listener.on('error', httpOnError)
     if (tls !== undefined) stopWatchingTls = watchTlsFiles(tls, certificatesOnChange)
-    if (config.heartbeatMs > 0) {
-      heartbeatInterval = setInterval(sweepHeartbeats, config.heartbeatMs)
+    startHeartbeat()
+  }
+
+  function startHeartbeat(): void {
+    clearInterval(heartbeatInterval)
+    heartbeatInterval = undefined
+    if (live.heartbeatMs > 0) {
+      heartbeatInterval = setInterval(sweepHeartbeats, live.heartbeatMs)
       heartbeatInterval.unref()
+    }
+  }
+
+  function reconfigure(next: Config, access: Access | undefined, targetTls?: TargetTls): void {
+    const previous = live
+    live = next
+    liveAccess = access
+    if (targetTls !== undefined && targetTls !== liveTargetTls) {
+      liveTargetTls = targetTls
+      for (const warning of targetTls.warnings) logger.warn(warning)
+    }
+    if (next.maxMessageBytes !== previous.maxMessageBytes || next.compress !== previous.compress) {
+      wss = createWebSocketServer(next) // upgraded sockets do not depend on the server that made them
+    }
+    if (next.trustProxy !== previous.trustProxy) {
+      clientOf = createClientResolver(parseTrustedProxies(next.trustProxy))
+    }
+    if (next.heartbeatMs !== previous.heartbeatMs && listener.listening && closing === undefined) {
+      startHeartbeat()
     }
   }
 
@@ -424,7 +460,7 @@ export function createTunnelServer(
   }
 
   function close(closeOptions: { drainTimeoutMs?: number } = {}): Promise<void> {
-    closing ??= drainAndClose(closeOptions.drainTimeoutMs ?? config.drainTimeoutMs)
+    closing ??= drainAndClose(closeOptions.drainTimeoutMs ?? live.drainTimeoutMs)
     return closing
   }
 
@@ -513,7 +549,20 @@ export function createTunnelServer(
     totals,
     closeTunnel,
     closeTokenTunnels,
+    reconfigure,
   }
+}
+
+function createWebSocketServer(config: Config): WebSocketServer {
+  return new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload: config.maxMessageBytes,
+    perMessageDeflate: config.compress,
+    handleProtocols: chooseSubprotocol,
+    // ws >= 8.22 option, not yet in @types/ws: how long a close handshake may take before the socket is cut.
+    ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
+  })
 }
 
 /** Close reason of the tunnels of a revoked token (code 4410). */

@@ -22,7 +22,6 @@ import type { Logger } from './log.js'
 import { refuseChannel } from './events.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
 import {
-  loadTargetTls,
   tlsRefusalReason,
   tlsSettingsFor,
   type TargetTls,
@@ -31,10 +30,15 @@ import {
 
 /** What the upgrade listener needs from the server that owns it. */
 export interface UpgradeContext {
+  /** Read once per upgrade (a reload may swap it; an upgrade runs to its end on the one it started with). */
   readonly config: Config
+  /** Read once per upgrade, like `config`. */
   readonly wss: WebSocketServer
   readonly logger: Logger
-  /** The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. */
+  /**
+   * The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. Read once
+   * per upgrade, like `config`.
+   */
   readonly access?: Access | undefined
   nextId(): number
   isDraining(): boolean
@@ -49,8 +53,8 @@ export interface UpgradeContext {
   clientOf(req: IncomingMessage): string
   /** The real client's IP address: the key failed attempts are counted under. */
   clientIpOf(req: IncomingMessage): string
-  /** Loaded TLS settings for `tls://` targets (default: loaded from `config` here). */
-  readonly targetTls?: TargetTls | undefined
+  /** Loaded TLS settings for `tls://` targets. Read once per upgrade, like `config`. */
+  readonly targetTls: TargetTls
   /** Bytes to send the target before any relayed byte (a PROXY protocol header), if any. */
   targetPreamble(req: IncomingMessage): Buffer | undefined
   /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
@@ -86,12 +90,11 @@ const MAX_EARLY_BYTES = 64 * 1024
 const WS_KEY = /^[+/0-9A-Za-z]{22}==$/
 
 export function createUpgradeListener(ctx: UpgradeContext) {
-  const { config, logger, access } = ctx
-  const fixedTarget = config.target
-  const targetTls = ctx.targetTls ?? loadTargetTls(config)
-  for (const warning of targetTls.warnings) logger.warn(warning)
+  const { logger } = ctx
 
   return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
+    const { config, access, wss, targetTls } = ctx
+    const fixedTarget = config.target
     let head = firstBytes
     socket.on('error', socketOnEarlyError)
     const id = ctx.nextId()
@@ -206,7 +209,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       // ws may still reject the handshake (a malformed subprotocol or extension header): then its
       // callback never runs and the socket closes, and the dialled target must not outlive it.
       socket.once('close', socketOnCloseBeforeUpgrade)
-      ctx.wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
+      wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
         socket.off('close', socketOnCloseBeforeUpgrade)
         socket.off('error', socketOnEarlyError)
         ctx.startTunnel(id, ws, socket, tcp, client, admitted)
@@ -257,7 +260,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         writeHttpStatus(socket, err.status, reason, extra)
         return
       }
-      ctx.wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
+      wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
         socket.off('error', socketOnEarlyError)
         ws.on('error', wsOnRefusedError)
         ws.close(err.closeCode, reason)

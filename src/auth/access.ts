@@ -14,7 +14,12 @@ import { ConfigError, TunnelError, tunnelError } from '../errors.js'
 import { fingerprint } from '../log.js'
 import type { Resolution, RouteOptions, TargetResolver } from '../targets/index.js'
 import type { TargetPolicy } from '../targets/policy.js'
-import { createConnectionCounter, createFailureLimiter, type ConnectionCounter } from './limits.js'
+import {
+  createConnectionCounter,
+  createFailureLimiter,
+  type ConnectionCounter,
+  type FailureLimiter,
+} from './limits.js'
 import type { OriginMatcher } from './origin.js'
 import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './token.js'
 
@@ -35,12 +40,17 @@ export interface AccessOptions {
   /** Failed attempts per client address per minute before 4429; 0 = no limit. */
   readonly maxAuthFailures: number
   readonly connectTimeoutMs: number
+  /**
+   * Open tunnels per token or route: pass one to keep the counts across config reloads, or the Redis-backed
+   * one shared by several nodes (`--state-redis`). Default: counted in this process's memory.
+   */
+  readonly counter?: ConnectionCounter | undefined
+  /** Failed attempts per address (made for `maxAuthFailures`); pass one to keep it across reloads. */
+  readonly failures?: FailureLimiter | undefined
   /** Injectable clock for the failure window. */
   readonly now?: () => number
   /** Revoked tokens shared across nodes (`--state-redis`); throws while the store is unreachable. */
   readonly revocations?: { isRevoked(fingerprint: string): Promise<boolean> } | undefined
-  /** Open tunnels per token or route; default: counted in this process's memory. */
-  readonly connectionCounter?: ConnectionCounter | undefined
 }
 
 export interface Admission {
@@ -93,12 +103,10 @@ export function createAccess(options: AccessOptions): Access {
   if (options.clientTargets && options.policy === undefined) {
     throw new ConfigError('clientTargets needs a target policy (at least one --allow rule)')
   }
-  const failures = createFailureLimiter(
-    options.maxAuthFailures,
-    FAILURE_WINDOW_MS,
-    options.now ?? Date.now,
-  )
-  const counter = options.connectionCounter ?? createConnectionCounter()
+  const failures =
+    options.failures ??
+    createFailureLimiter(options.maxAuthFailures, FAILURE_WINDOW_MS, options.now ?? Date.now)
+  const counter = options.counter ?? createConnectionCounter()
 
   async function admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal> {
     let print: string | undefined

@@ -15,13 +15,45 @@ import { staticRoutes, type Routes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
 import type { SharedState } from '../state/redis-state.js'
-import { createAccess, type Access } from './access.js'
+import { createAccess, FAILURE_WINDOW_MS, type Access } from './access.js'
+import {
+  createConnectionCounter,
+  createFailureLimiter,
+  type ConnectionCounter,
+  type FailureLimiter,
+} from './limits.js'
 import { allowOrigins } from './origin.js'
 
 export interface AccessFromConfigOptions {
   logger?: Logger
   /** State shared across nodes (`--state-redis`): revocations, connection slots, single-use JWT ids. */
-  state?: SharedState | undefined
+  shared?: SharedState | undefined
+  /** State that outlives one gate (a SIGHUP reload builds a new gate): see `createAccessState`. */
+  state?: AccessState
+}
+
+/** What a reloaded gate inherits from the one it replaces, so a reload resets no limit. */
+export interface AccessState {
+  /** Open tunnels per token or route (`maxConnections`). */
+  readonly counter: ConnectionCounter
+  /** Single-use JWT ids already used (`jwtSingleUse`), so a reload does not allow a replay. */
+  readonly usedJti: Map<string, number>
+  /** Failed attempts per client address; kept while `maxAuthFailures` stays the same. */
+  failuresFor(max: number): FailureLimiter
+}
+
+export function createAccessState(): AccessState {
+  let failures: { max: number; limiter: FailureLimiter } | undefined
+  return {
+    counter: createConnectionCounter(),
+    usedJti: new Map(),
+    failuresFor(max) {
+      if (failures?.max !== max) {
+        failures = { max, limiter: createFailureLimiter(max, FAILURE_WINDOW_MS) }
+      }
+      return failures.limiter
+    },
+  }
 }
 
 /**
@@ -51,9 +83,10 @@ export async function createAccessFromConfig(
           audience: config.jwtAudience,
           maxLifetimeMs: config.jwtMaxLifetimeMs,
           singleUse: config.jwtSingleUse,
-          claimOnce: options.state && ((jti, ttlMs) => options.state!.claimOnce(jti, ttlMs)),
+          claimOnce: options.shared && ((jti, ttlMs) => options.shared!.claimOnce(jti, ttlMs)),
           routes,
           base64urlSecret: config.jwtSecretEncoding === 'base64url',
+          usedJti: options.state?.usedJti,
         }),
       )
     }
@@ -96,8 +129,10 @@ export async function createAccessFromConfig(
       clientTargets: config.clientTargets,
       maxAuthFailures: config.maxAuthFailures,
       connectTimeoutMs: config.connectTimeoutMs,
-      revocations: options.state,
-      connectionCounter: options.state?.slots,
+      revocations: options.shared,
+      // Several nodes count together in Redis; otherwise the count that outlives reloads.
+      counter: options.shared?.slots ?? options.state?.counter,
+      failures: options.state?.failuresFor(config.maxAuthFailures),
     })
   } catch (err) {
     await Promise.all(resolvers.map((r) => r.close?.() ?? Promise.resolve()))

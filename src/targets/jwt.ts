@@ -53,6 +53,8 @@ export interface JwtOptions {
   readonly routes?: Routes | undefined
   /** websockify JWTTokenApi compatibility: the key file's text is a base64url HMAC secret. */
   readonly base64urlSecret?: boolean
+  /** `jti` → expiry (ms) of used single-use tokens; pass one map to keep it across config reloads. */
+  readonly usedJti?: Map<string, number>
   readonly now?: () => number
 }
 
@@ -65,7 +67,7 @@ type Key =
 export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
   const key = await loadKey(options)
   const now = options.now ?? Date.now
-  const seen = new Map<string, number>() // jti → exp (ms)
+  const seen = options.usedJti ?? new Map<string, number>() // jti → exp (ms)
   const algorithms = key.kind === 'secret' ? ['HS256'] : ASYMMETRIC
 
   function forget(at: number): void {

@@ -79,7 +79,7 @@ export function parseRoutes(value: unknown, label: string, cwd?: string): Routes
       name,
       target,
       tokens:
-        fields['tokens'] === undefined ? [] : field(at, 'tokens', fields['tokens'], parseList),
+        fields['tokens'] === undefined ? [] : field(at, 'tokens', fields['tokens'], parseTokens),
       options: withTls(at, target, parseRouteOptions(at, fields), fields['tls'], cwd),
     }
     for (const token of route.tokens) {
@@ -92,6 +92,15 @@ export function parseRoutes(value: unknown, label: string, cwd?: string): Routes
     routes.set(name, Object.freeze(route))
   }
   return routes
+}
+
+/** Like `parseList`, but a bad entry is not quoted back: it may be a token (errors are logged on reload). */
+function parseTokens(value: unknown): readonly string[] {
+  try {
+    return parseList(value)
+  } catch {
+    throw new ConfigError('expected a token or a list of tokens, each a non-empty string')
+  }
 }
 
 /** Per-route options in the config keys' own words (seconds, sizes). */

@@ -42,7 +42,7 @@ export async function startNode(
     timeoutMs: 500,
   })
   disposer.add(() => state.close())
-  const access = await createAccessFromConfig(config, { logger, state })
+  const access = await createAccessFromConfig(config, { logger, shared: state })
   disposer.add(() => access?.close())
   const server = createTunnelServer(config, {
     logger,
