@@ -3,11 +3,13 @@
  * connections while live tunnels keep relaying; a config that fails is logged once and changes nothing.
  */
 import { execFileSync } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { makeCa, makeLeaf } from '../helpers/certs.js'
+import { startTlsTarget } from '../helpers/tls-target.js'
 import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -291,4 +293,39 @@ describe('SIGHUP reloads the --config file', () => {
     expect(await echoesIntact(await tunnel(`${url}?token=${TOKEN_B}`), 1024)).toBe(true)
     await stop(proc)
   })
+
+  it.each(['route', 'daemon-wide'] as const)(
+    'reloads the %s TLS settings of tls:// targets: a wrong CA is refused, a missing CA file fails the reload, the fix applies',
+    async (where) => {
+      const dir = await tempDir(d, 'gangway-reload-tls-')
+      const ca = await makeCa(dir, 'ca')
+      const otherCa = await makeCa(dir, 'other-ca')
+      const leaf = await makeLeaf(dir, ca, 'target.test', 'server')
+      const target = await startTlsTarget({ cert: leaf.pem, key: await readFile(leaf.key, 'utf8') })
+      d.add(() => target.close())
+      const route = (caFile: string) =>
+        [
+          ...(where === 'daemon-wide' ? [`targetCa: ${caFile}`] : []),
+          'routes:',
+          '  secure:',
+          `    target: tls://127.0.0.1:${target.port}`,
+          `    tokens: [${TOKEN_A}]`,
+          ...(where === 'route' ? ['    tls:', `      ca: ${caFile}`] : []),
+          '',
+        ].join('\n')
+      const { proc, file, url } = await start(route(otherCa.cert))
+      const refused = await connectAndClose(`${url}?token=${TOKEN_A}`)
+      expect(refused.code).toBe(4502)
+
+      await writeFile(file, route(join(dir, 'no-such-ca.pem')))
+      const failed = await hangup(proc, FAILED)
+      expect(String(failed['error'])).toContain('no-such-ca.pem')
+      expect((await connectAndClose(`${url}?token=${TOKEN_A}`)).code).toBe(4502)
+
+      await writeFile(file, route(ca.cert))
+      await hangup(proc, RELOADED)
+      expect(await echoesIntact(await tunnel(`${url}?token=${TOKEN_A}`), 64 * 1024)).toBe(true)
+      await stop(proc)
+    },
+  )
 })
