@@ -195,6 +195,15 @@ export function createAccess(options: AccessOptions): Access {
       return denyToken('no token')
     }
 
+    // `?route=NAME` (the shim's `{ route }`) cannot choose a route, the token does; it asserts which one the
+    // client means, so a token for another service is refused instead of connecting somewhere unexpected.
+    const wanted = queryParameter(req.url, 'route')
+    if (wanted !== undefined && resolution?.label !== `route:${wanted}`) {
+      return refuse(
+        tunnelError('ERR_TARGET_DENIED', `route ${JSON.stringify(wanted)}: not the token's route`),
+      )
+    }
+
     let addresses: readonly LookupAddress[] | undefined
     if (!trusted) {
       if (options.policy === undefined) {

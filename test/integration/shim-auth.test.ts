@@ -48,6 +48,23 @@ describe('the shim with tokens', () => {
     expectNoSecretsLogged(logger, [TOKEN])
   })
 
+  it('{ route } names the route the client means: the route of the token opens, another is FORBIDDEN (4403)', async () => {
+    const { url, logger } = await gated()
+    const right = connect({ route: 'lab' }, { url, token: TOKEN, WebSocket: WebSocket as never })
+    d.add(() => right.close())
+    await right.opened
+    const wrong = connect(
+      { route: 'billing-db' },
+      { url, token: TOKEN, WebSocket: WebSocket as never },
+    )
+    const err = (await wrong.opened.catch((e: unknown) => e)) as TunnelError
+    expect(err).toBeInstanceOf(TunnelError)
+    expect(err.code).toBe('FORBIDDEN')
+    await wrong.closed.catch(() => undefined)
+    const refused = await logger.waitFor('tunnel refused')
+    expect(String(refused.fields['reason'])).toContain("not the token's route")
+  })
+
   it('a wrong token rejects opened with TunnelError AUTH_FAILED (4401)', async () => {
     const { url } = await gated()
     const socket = connect('', { url, token: 'not-the-token', WebSocket: WebSocket as never })
