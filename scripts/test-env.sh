@@ -132,13 +132,24 @@ EOF
   if [ "$(cat "$PODMAN_CONF" 2>/dev/null)" != "$CONF" ]; then
     printf '%s\n' "$CONF" >"$PODMAN_CONF"
   fi
+  # A service started by an older version of this script may sit in a deleted directory (see below):
+  # it answers pings but cannot start containers, so it is replaced.
+  SERVICE_PID=$(cat "$(dirname "$PODMAN_SOCK")/podman-service.pid" 2>/dev/null || true)
+  if [ -n "$SERVICE_PID" ] && readlink "/proc/$SERVICE_PID/cwd" 2>/dev/null | grep -q ' (deleted)$'; then
+    say "restarting podman system service (its working directory was deleted)…"
+    kill "$SERVICE_PID" 2>/dev/null || true
+    i=0
+    while kill -0 "$SERVICE_PID" 2>/dev/null && [ $i -le 100 ]; do i=$((i + 1)); sleep 0.1; done
+  fi
   if ! api_ping "unix://$PODMAN_SOCK"; then
     say "starting podman system service on unix://$PODMAN_SOCK…"
     mkdir -p "$(dirname "$PODMAN_SOCK")"
     rm -f "$PODMAN_SOCK"
     # The service outlives this script: it must hold none of our caller's descriptors (a pipe held open
-    # would keep `npm test | tee` waiting), so every fd above 2 is closed before podman starts.
-    setsid bash -c 'echo $$ >"$1"; for fd in /proc/$$/fd/*; do fd=${fd##*/}
+    # would keep `npm test | tee` waiting), so every fd above 2 is closed before podman starts. It must not
+    # keep our caller's directory either: once that is deleted (a temporary clone), conmon fails to start
+    # containers ("Failed to get working directory", HTTP 500 "write child: broken pipe").
+    setsid bash -c 'cd / && echo $$ >"$1"; for fd in /proc/$$/fd/*; do fd=${fd##*/}
         [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec podman system service --time=0 "$2"' \
       sh "$(dirname "$PODMAN_SOCK")/podman-service.pid" "unix://$PODMAN_SOCK" \
       >/var/log/podman-service.log 2>&1 </dev/null 9>&- &
