@@ -1,0 +1,137 @@
+/**
+ * @module commands/client
+ * `gangway client`: native tools through the gateway, from a local listener (--listen) or stdin/stdout
+ * (--stdio). Reads and checks the options; the tunnelling itself is ../client.ts.
+ */
+import { readFile } from 'node:fs/promises'
+import { formatAddress, parseListen, parseTarget } from '../address.js'
+import type { LogFormat, LogLevel } from '../config.js'
+import { ConfigError, GangwayError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { EXIT_OK, readTokenFile, stringOption, type Args, type CommandSpec } from './command.js'
+import { watchStopSignals } from './signals.js'
+
+export const clientCommand: CommandSpec = {
+  command: 'client',
+  describe:
+    'Native tools through the gateway: a local listener (--listen) or stdin/stdout (--stdio) tunnelled to --url.',
+  builder: (y) =>
+    y
+      .option('url', {
+        type: 'string',
+        describe: 'The daemon: ws://host:port/ or wss://host/path.',
+      })
+      .option('listen', {
+        type: 'string',
+        describe:
+          'Local address to listen on: [host:]port (a bare port is loopback only) or unix:/path.',
+      })
+      .option('stdio', {
+        type: 'boolean',
+        describe: 'One tunnel on stdin/stdout (ssh ProxyCommand).',
+      })
+      .option('token', {
+        type: 'string',
+        describe: 'Token (visible in ps: prefer --token-file or GANGWAY_TOKEN).',
+      })
+      .option('token-file', { type: 'string', describe: 'File whose first line is the token.' })
+      .option('token-in', {
+        type: 'string',
+        describe: 'Where the token travels: header (Authorization, default) or subprotocol.',
+      })
+      .option('target', {
+        type: 'string',
+        describe: 'host:port for the daemon to dial, if it allows client-named targets.',
+      })
+      .option('ca', {
+        type: 'string',
+        describe: 'PEM CA bundle to trust for wss: (instead of the system store).',
+      })
+      .option('servername', {
+        type: 'string',
+        describe: 'TLS server name, when it differs from the URL host.',
+      })
+      .option('insecure', {
+        type: 'boolean',
+        describe: 'Do not check the gateway certificate (labs only).',
+      })
+      .option('log-level', {
+        type: 'string',
+        describe: 'debug, info, warn, error or silent. Default: info.',
+      })
+      .option('log-format', { type: 'string', describe: 'auto, json or pretty. Default: auto.' }),
+  run: runClient,
+}
+
+async function runClient(args: Args): Promise<number> {
+  const { runStdio, startClientListener } = await import('../client.js')
+  const text = (name: string): string | undefined => stringOption(args, name)
+  const url = text('url')
+  if (url === undefined) throw new ConfigError('client: --url is required (ws://… or wss://…)')
+  if (!/^wss?:\/\/[^/]/.test(url))
+    throw new ConfigError(`--url: expected ws://… or wss://…, got ${JSON.stringify(url)}`)
+  const stdio = args['stdio'] === true
+  const listenText = text('listen')
+  if (stdio === (listenText !== undefined))
+    throw new ConfigError('client: give exactly one of --listen and --stdio')
+  const tokenInText = text('token-in') ?? 'header'
+  if (tokenInText !== 'header' && tokenInText !== 'subprotocol') {
+    throw new ConfigError(
+      `--token-in: expected header or subprotocol, got ${JSON.stringify(tokenInText)}`,
+    )
+  }
+  const tokenIn: 'header' | 'subprotocol' = tokenInText
+  let token = text('token')
+  const tokenFile = text('token-file')
+  if (token === undefined && tokenFile !== undefined) {
+    token = await readTokenFile(tokenFile)
+  }
+  token ??= process.env['GANGWAY_TOKEN'] || undefined
+  const caFile = text('ca')
+  const ca =
+    caFile === undefined
+      ? undefined
+      : await readFile(caFile).catch((err: NodeJS.ErrnoException) => {
+          throw new ConfigError(`--ca: cannot read ${caFile} (${err.code ?? err.message})`)
+        })
+  const target = text('target')
+  if (target !== undefined) parseTarget(target, { label: '--target' })
+  const options = {
+    url,
+    token,
+    tokenIn,
+    target,
+    ca,
+    servername: text('servername'),
+    insecure: args['insecure'] === true,
+  }
+  if (stdio) return runStdio(options, process.stderr)
+
+  const level = text('log-level') ?? 'info'
+  const format = text('log-format') ?? 'auto'
+  if (!['debug', 'info', 'warn', 'error', 'silent'].includes(level))
+    throw new ConfigError(`--log-level: unknown level ${JSON.stringify(level)}`)
+  if (!['auto', 'json', 'pretty'].includes(format))
+    throw new ConfigError(`--log-format: unknown format ${JSON.stringify(format)}`)
+  const logger = createLogger({ level: level as LogLevel, format: format as LogFormat })
+  let where = parseListen(listenText!, { label: '--listen' })
+  if (where.kind === 'tcp' && where.host === undefined) where = { ...where, host: '127.0.0.1' }
+  const listener = await startClientListener(where, options, logger).catch(
+    (err: NodeJS.ErrnoException) => {
+      throw new GangwayError(
+        'ERR_LISTEN',
+        `cannot listen on ${listenText!} (${err.code ?? err.message})`,
+        { cause: err },
+      )
+    },
+  )
+  logger.info('client listening', { listen: formatAddress(listener.address()), url, tokenIn })
+  const stop = watchStopSignals(logger)
+  try {
+    await stop.signalled
+    await listener.close()
+    return EXIT_OK
+  } finally {
+    stop.dispose()
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * @module commands/daemon
+ * The default command: a daemon that listens, logs its startup line, reloads on SIGHUP (reload.ts) and
+ * drains on SIGTERM/SIGINT. With `--workers N` the first process becomes the primary (primary.ts) and
+ * its forks run this same code as workers (cluster.ts).
+ */
+import cluster from 'node:cluster'
+import { formatAddress } from '../address.js'
+import { resolveConfig, type Config } from '../config.js'
+import { createAccessFromConfig, createAccessState } from '../auth/from-config.js'
+import { createLogger, type Logger } from '../log.js'
+import { createTunnelServer, type TunnelServer } from '../server.js'
+import { loadTargetTls } from '../target-tls.js'
+import { createAdminServer, type AdminServer } from '../admin.js'
+import { createMetrics } from '../metrics.js'
+import { attachState, createStateFromConfig } from '../state/from-config.js'
+import { workerContext, workerCount } from '../cluster.js'
+import { createReloader, logReloadReport } from '../reload.js'
+import { VERSION } from '../version.js'
+import { EXIT_OK, type Args, type CommandSpec } from './command.js'
+import {
+  adminAddress,
+  checkTlsOptions,
+  checkWebRoot,
+  configInput,
+  daemonOptions,
+  describeRouting,
+  positional,
+  readAdminToken,
+} from './daemon-config.js'
+import { runPrimary } from './primary.js'
+import { watchHangup, watchStopSignals } from './signals.js'
+
+export const serveCommand: CommandSpec = {
+  command: '$0 [LISTEN] [TARGET]',
+  describe: 'Relay WebSocket connections on LISTEN to the TCP (or unix socket) TARGET.',
+  builder: (y) => daemonOptions(positional(positional(y, 'LISTEN', 'listen'), 'TARGET', 'target')),
+  run: runServe,
+}
+
+async function runServe(args: Args): Promise<number> {
+  const input = await configInput(args, args['LISTEN'], args['TARGET'])
+  const config = resolveConfig(input)
+  await checkWebRoot(config.webRoot, input)
+  // SIGHUP re-reads the file, with the same flags and positionals on top (see reload.ts).
+  const loadConfig =
+    args['config'] === undefined
+      ? undefined
+      : async () => resolveConfig(await configInput(args, args['LISTEN'], args['TARGET']))
+  return runDaemon(config, { loadConfig })
+}
+
+export interface DaemonHooks {
+  afterListen?(server: TunnelServer, logger: Logger): void
+  /** Reads the config again for a SIGHUP reload; without it SIGHUP re-reads token sources and TLS files. */
+  loadConfig?: () => Promise<Config>
+}
+
+/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads (reload.ts). */
+export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
+  checkTlsOptions(config)
+  // Read (and validate) the files of tls:// targets before anything is opened: a bad one is a usage error.
+  const targetTls = loadTargetTls(config)
+  const adminAt = adminAddress(config.admin)
+  const adminToken = await readAdminToken(config, adminAt !== undefined)
+  const count = workerCount(config)
+  if (count > 1 && cluster.isPrimary) return runPrimary(config, count, adminAt, adminToken)
+  const worker = workerContext()
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    fields: worker === undefined ? undefined : { worker: worker.index },
+  })
+  // Workers record metrics for the primary's admin listener to aggregate.
+  const metrics = adminAt === undefined ? undefined : createMetrics()
+  // Shared by several nodes through Redis (--state-redis), if configured.
+  const shared = await createStateFromConfig(config, {
+    logger,
+    registry: metrics?.registry,
+    subscribe: true,
+  })
+  // What every gate inherits from the one before it (a SIGHUP reload builds a new gate).
+  const accessState = createAccessState()
+  const access = await createAccessFromConfig(config, { logger, state: accessState, shared }).catch(
+    async (err: unknown) => {
+      await shared?.close()
+      throw err
+    },
+  )
+  const idSpace = worker === undefined ? undefined : { index: worker.index, count: worker.count }
+  const server = createTunnelServer(config, {
+    logger,
+    metrics,
+    idSpace,
+    access,
+    targetTls,
+    isRevoked: shared === undefined ? undefined : (print) => shared.heardRevoked(print),
+  })
+  if (shared !== undefined) attachState(shared, server)
+  const reloader = createReloader({
+    config,
+    load: hooks.loadConfig,
+    server,
+    access,
+    state: accessState,
+    shared,
+    logger,
+    setLogLevel: (level) => logger.setLevel(level),
+    configReloaded: (ok) => metrics?.configReloaded(ok),
+  })
+  let admin: AdminServer | undefined
+  const stop = watchStopSignals(logger)
+  // Workers reload when the primary forwards its SIGHUP, and the primary logs the outcome.
+  const hangup =
+    worker === undefined
+      ? watchHangup(logger, () => void reloader.reload().then((r) => logReloadReport(logger, r)))
+      : undefined
+  try {
+    await server.listen()
+    if (worker !== undefined) {
+      worker.ready(server, metrics, () => reloader.reload())
+    } else {
+      if (adminAt !== undefined && metrics !== undefined) {
+        admin = createAdminServer(adminAt, server, metrics, {
+          token: adminToken,
+          logger,
+          state: shared,
+        })
+        await admin.listen()
+      }
+      logger.info('listening', {
+        version: VERSION,
+        listen: formatAddress(server.address()),
+        ...describeRouting(config),
+        tls: config.tlsCert === undefined ? undefined : true,
+        admin: admin === undefined ? undefined : formatAddress(admin.address()),
+        web: config.webRoot,
+      })
+      hooks.afterListen?.(server, logger)
+    }
+    // A worker drains when the primary asks (over IPC) or on its own signal (a terminal's Ctrl-C).
+    const signal = await (worker === undefined
+      ? stop.signalled
+      : Promise.race([stop.signalled, worker.drainRequested.then(() => 'primary' as const)]))
+    // close() stops accepting before it returns, so "draining" is only logged once new connections fail.
+    // The admin listener stays up meanwhile: /readyz answers 503 so load balancers move away.
+    const { drainTimeoutMs } = reloader.current()
+    const closed = server.close({ drainTimeoutMs })
+    logger.info('draining', {
+      signal,
+      tunnels: server.stats().tunnels,
+      timeoutSeconds: drainTimeoutMs / 1000,
+    })
+    await closed
+    logger.info('stopped')
+    return EXIT_OK
+  } finally {
+    worker?.dispose()
+    stop.dispose()
+    hangup?.()
+    await admin?.close()
+    await server.close({ drainTimeoutMs: 0 })
+    await reloader.close()
+    await shared?.close()
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * @module commands/primary
+ * The primary process of `--workers N`: forks the workers, serves the admin listener for all of them,
+ * forwards SIGHUP and drains them on SIGTERM/SIGINT. It holds no tunnels itself.
+ */
+import { formatAddress } from '../address.js'
+import type { Config, ListenAddress } from '../config.js'
+import { GangwayError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { createAdminServer, type AdminServer } from '../admin.js'
+import { createStateFromConfig } from '../state/from-config.js'
+import { startPrimary } from '../cluster.js'
+import { combineReports, logReloadReport } from '../reload.js'
+import { VERSION } from '../version.js'
+import { EXIT_OK } from './command.js'
+import { describeRouting } from './daemon-config.js'
+import { watchStopSignals } from './signals.js'
+
+/**
+ * The primary of `--workers N`: forks the workers (which listen), serves the admin listener for all of them,
+ * forwards SIGHUP, and on SIGTERM/SIGINT asks every worker to drain and waits for them; a second signal
+ * ends them all at once.
+ */
+export async function runPrimary(
+  config: Config,
+  count: number,
+  adminAt: ListenAddress | undefined,
+  adminToken: string | undefined,
+): Promise<number> {
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    fields: { worker: 'primary' },
+  })
+  // The primary holds no tunnels: its connection serves /readyz and POST /api/revoke.
+  const state = await createStateFromConfig(config, { logger, subscribe: false })
+  const primary = startPrimary(count, logger)
+  const stop = watchStopSignals(logger, () => primary.kill())
+  function processOnSighup(): void {
+    logger.info('SIGHUP: reloading', { workers: count })
+    void primary.reload().then(function primaryOnReloaded(reports) {
+      const report = combineReports(reports)
+      if (report.ok && report.logLevel !== undefined) logger.setLevel(report.logLevel)
+      logReloadReport(logger, report, { workers: reports.length })
+    })
+  }
+  process.on('SIGHUP', processOnSighup)
+  let admin: AdminServer | undefined
+  try {
+    let address: ListenAddress
+    try {
+      address =
+        (await Promise.race([primary.listening, stop.signalled.then(() => undefined)])) ??
+        config.listen
+    } catch (err) {
+      throw new GangwayError('ERR_LISTEN', (err as Error).message, { cause: err })
+    }
+    if (adminAt !== undefined) {
+      admin = createAdminServer(adminAt, primary.admin, primary.admin, {
+        token: adminToken,
+        logger,
+        state,
+      })
+      await admin.listen()
+    }
+    logger.info('listening', {
+      version: VERSION,
+      listen: formatAddress(address),
+      ...describeRouting(config),
+      workers: count,
+      tls: config.tlsCert === undefined ? undefined : true,
+      admin: admin === undefined ? undefined : formatAddress(admin.address()),
+      web: config.webRoot,
+    })
+    const signal = await stop.signalled
+    logger.info('draining', {
+      signal,
+      workers: count,
+      timeoutSeconds: config.drainTimeoutMs / 1000,
+    })
+    await primary.drain()
+    logger.info('stopped')
+    return EXIT_OK
+  } catch (err) {
+    primary.kill()
+    throw err
+  } finally {
+    process.off('SIGHUP', processOnSighup)
+    stop.dispose()
+    await admin?.close()
+    await state?.close()
+  }
+}
