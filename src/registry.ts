@@ -1,0 +1,281 @@
+/**
+ * @module registry
+ * The live tunnels of one server: starts each over its bridge (with the open and close log lines, metrics,
+ * recording and diagnostics events), counts upgrades still dialing, keeps per-route totals, and serves the
+ * admin views (list, totals, close by id or by token). Knows no listener and no handshake.
+ */
+import type net from 'node:net'
+import type { Duplex } from 'node:stream'
+import type { WebSocket } from 'ws'
+import type { Admission } from './auth/access.js'
+import type { Config } from './config.js'
+import { bridge, type Tunnel, type TunnelResult } from './bridge.js'
+import { describeTarget } from './dial.js'
+import type { Logger } from './log.js'
+import { CloseCode } from './protocol.js'
+import { closeChannel, openChannel } from './events.js'
+import type { TunnelMetrics } from './metrics.js'
+import { startRecording, type Recorder } from './record.js'
+import type { UpgradeContext } from './upgrade.js'
+
+/** One live tunnel, as the admin API and status page show it. */
+export interface TunnelInfo {
+  id: number
+  client: string
+  target: string
+  route: string
+  /** Fingerprint of the token that admitted it (first 8 hex of its SHA-256), if a token did. */
+  token: string | undefined
+  /** When the tunnel opened (ms since the epoch). */
+  openedAt: number
+  bytesUp: number
+  bytesDown: number
+}
+
+/** Per-route counts: tunnels open now and ended so far, bytes both ways (live tunnels included). */
+export interface RouteTotals {
+  active: number
+  closed: number
+  bytesUp: number
+  bytesDown: number
+}
+
+export interface TunnelRegistryOptions {
+  logger: Logger
+  metrics: Omit<TunnelMetrics, 'registry'>
+  /** The config in force (reconfigure() swaps it): each new tunnel reads its settings from it. */
+  config: () => Config
+  /** True for a token fingerprint revoked meanwhile: its tunnel closes as it opens. */
+  isRevoked?: (fingerprint: string) => boolean
+}
+
+/** The tunnel server's registry of live tunnels and upgrades still dialing. */
+export interface TunnelRegistry {
+  /** Bridges an upgraded WebSocket to its connected target and tracks the tunnel until it closes. */
+  startTunnel: UpgradeContext['startTunnel']
+  dialStarted: () => void
+  dialFinished: (ms: number, ok: boolean) => void
+  /** Tunnels open plus upgrades dialing. */
+  load: () => number
+  /** Tunnels open (including ones closing). */
+  size: () => number
+  /** Resolves once no tunnel is open and no upgrade is dialing. */
+  whenIdle: () => Promise<void>
+  /** One heartbeat round over every tunnel. */
+  sweepHeartbeats: () => void
+  /** Closes every live tunnel with `code` (the end of a drain). */
+  closeAll: (code: number, reason: string) => void
+  /** Per-route bytes of the live tunnels, for the metrics. */
+  liveBytes: () => Iterable<{ route: string; up: number; down: number }>
+  stats: () => { tunnels: number; dialing: number; heldBytes: number }
+  list: () => TunnelInfo[]
+  totals: () => Record<string, RouteTotals>
+  closeTunnel: (id: number) => boolean
+  closeTokenTunnels: (fingerprint: string) => number
+}
+
+export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegistry {
+  const { logger, metrics } = options
+  const tunnels = new Map<number, Tunnel>()
+  const details = new Map<number, Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>>()
+  const closedTotals = new Map<string, RouteTotals>()
+  let dialing = 0
+  let idleWaiters: Array<() => void> = []
+
+  function dialStarted(): void {
+    dialing++
+  }
+
+  function dialFinished(ms: number, ok: boolean): void {
+    dialing--
+    metrics.dialed(ms, ok)
+    notifyIfIdle()
+  }
+
+  function load(): number {
+    return tunnels.size + dialing
+  }
+
+  function size(): number {
+    return tunnels.size
+  }
+
+  function recordingFor(id: number, client: string, targetText: string): Recorder | undefined {
+    const live = options.config()
+    if (live.recordDir === undefined) return undefined
+    return startRecording(live.recordDir, { conn: id, client, target: targetText }, (err) =>
+      logger.error('recording failed; the tunnel goes on unrecorded', {
+        conn: id,
+        error: err.message,
+      }),
+    )
+  }
+
+  function* liveBytes(): Iterable<{ route: string; up: number; down: number }> {
+    for (const [id, tunnel] of tunnels)
+      yield { route: details.get(id)?.route ?? ROUTE, ...tunnel.bytes() }
+  }
+
+  function startTunnel(
+    id: number,
+    ws: WebSocket,
+    wsSocket: Duplex,
+    tcp: net.Socket,
+    client: string,
+    admission: Admission,
+  ): void {
+    const live = options.config()
+    const route = admission.options
+    const routeName = admission.label ?? ROUTE
+    const targetText = describeTarget(admission.target)
+    const recorder = recordingFor(id, client, targetText)
+    const tunnel = bridge(ws, wsSocket, tcp, {
+      id,
+      highWaterMarkBytes: route.highWaterMarkBytes ?? live.highWaterMarkBytes,
+      textPolicy: route.textPolicy ?? live.textPolicy,
+      idleTimeoutMs: route.idleTimeoutMs ?? live.idleTimeoutMs,
+      recorder,
+      maxBytes: route.maxBytes,
+    })
+    tunnels.set(id, tunnel)
+    details.set(id, {
+      id,
+      client,
+      target: targetText,
+      route: routeName,
+      token: admission.fingerprint,
+      openedAt: Date.now(),
+    })
+    metrics.opened(routeName)
+    logger.info('tunnel open', {
+      conn: id,
+      client,
+      target: targetText,
+      route: admission.label,
+      token: admission.fingerprint,
+      subprotocol: ws.protocol || undefined,
+    })
+    if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
+    // Admitted before a revocation reached this node, connected after it: close it now.
+    if (admission.fingerprint !== undefined && options.isRevoked?.(admission.fingerprint)) {
+      tunnel.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
+    }
+    void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
+      tunnels.delete(id)
+      details.delete(id)
+      recorder?.end(result)
+      admission.release()
+      metrics.closed(routeName, result)
+      const sum = closedTotals.get(routeName) ?? { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 }
+      sum.closed++
+      sum.bytesUp += result.bytesUp
+      sum.bytesDown += result.bytesDown
+      closedTotals.set(routeName, sum)
+      logger.info('tunnel closed', {
+        conn: id,
+        client,
+        target: targetText,
+        route: admission.label,
+        up: result.bytesUp,
+        down: result.bytesDown,
+        ms: result.durationMs,
+        code: result.code,
+        reason: result.reason || undefined,
+        by: result.initiator,
+        error: result.error,
+      })
+      if (closeChannel.hasSubscribers) closeChannel.publish(result)
+      notifyIfIdle()
+    })
+  }
+
+  function notifyIfIdle(): void {
+    if (tunnels.size > 0 || dialing > 0) return
+    const waiters = idleWaiters
+    idleWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  function whenIdle(): Promise<void> {
+    if (tunnels.size === 0 && dialing === 0) return Promise.resolve()
+    return new Promise((resolve) => idleWaiters.push(resolve))
+  }
+
+  function sweepHeartbeats(): void {
+    for (const tunnel of tunnels.values()) tunnel.heartbeat()
+  }
+
+  function closeAll(code: number, reason: string): void {
+    for (const tunnel of tunnels.values()) tunnel.close(code, reason)
+  }
+
+  function stats(): { tunnels: number; dialing: number; heldBytes: number } {
+    let heldBytes = 0
+    for (const tunnel of tunnels.values()) heldBytes += tunnel.heldBytes()
+    return { tunnels: tunnels.size, dialing, heldBytes }
+  }
+
+  function list(): TunnelInfo[] {
+    const out: TunnelInfo[] = []
+    for (const [id, tunnel] of tunnels) {
+      const info = details.get(id)
+      if (info === undefined) continue
+      const bytes = tunnel.bytes()
+      out.push({ ...info, bytesUp: bytes.up, bytesDown: bytes.down })
+    }
+    return out
+  }
+
+  function totals(): Record<string, RouteTotals> {
+    const out: Record<string, RouteTotals> = {}
+    for (const [route, sum] of closedTotals) out[route] = { ...sum }
+    for (const info of list()) {
+      const sum = (out[info.route] ??= { active: 0, closed: 0, bytesUp: 0, bytesDown: 0 })
+      sum.active++
+      sum.bytesUp += info.bytesUp
+      sum.bytesDown += info.bytesDown
+    }
+    return out
+  }
+
+  function closeTunnel(id: number): boolean {
+    const tunnel = tunnels.get(id)
+    if (tunnel === undefined) return false
+    logger.info('closing tunnel on operator request', { conn: id })
+    tunnel.close(CloseCode.CLOSED_BY_OPERATOR, 'closed by an operator')
+    return true
+  }
+
+  function closeTokenTunnels(fingerprint: string): number {
+    let count = 0
+    for (const [id, info] of details) {
+      if (info.token !== fingerprint) continue
+      tunnels.get(id)?.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
+      count++
+    }
+    return count
+  }
+
+  return {
+    startTunnel,
+    dialStarted,
+    dialFinished,
+    load,
+    size,
+    whenIdle,
+    sweepHeartbeats,
+    closeAll,
+    liveBytes,
+    stats,
+    list,
+    totals,
+    closeTunnel,
+    closeTokenTunnels,
+  }
+}
+
+/** Close reason of the tunnels of a revoked token (code 4410). */
+export const TOKEN_REVOKED = 'token revoked'
+
+/** The route label of tunnels that no named route or resolver admitted (the fixed TARGET). */
+const ROUTE = 'default'
