@@ -60,8 +60,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(?!\\.\\./src/protocol\\.js$)',
-              message: 'web/ may import only ../src/protocol.js.',
+              regex: '^(?!(\\.\\./src/protocol\\.js|\\./[a-z-]+\\.js)$)',
+              message: 'web/ may import only ../src/protocol.js and its own modules.',
             },
           ],
         },

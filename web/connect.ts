@@ -1,0 +1,288 @@
+/**
+ * @module gangway/connect
+ * `connect()`: a TCP socket over a Gangway WebSocket, shaped like Cloudflare's / WinterCG's `connect()`
+ * (`readable`, `writable`, `opened`, `closed`, `close()`). Speaks `gangway.v1` (docs/protocol.md): open
+ * info, half-close, receive credit; falls back to raw mode against an old daemon.
+ */
+
+import {
+  BEARER_PREFIX,
+  INITIAL_CREDIT,
+  SUBPROTOCOL_BINARY,
+  SUBPROTOCOL_V1,
+} from '../src/protocol.js'
+import { CLOSE_CODES, TunnelError, type TunnelErrorCode } from './tunnel-error.js'
+
+/** What `opened` resolves to: the daemon's TCP leg (v1), or nothing but the protocol (raw mode). */
+export interface SocketInfo {
+  readonly remoteAddress?: string
+  readonly remotePort?: number
+  readonly localAddress?: string
+  readonly localPort?: number
+  /** The selected subprotocol: `gangway.v1`, `binary` or ''. */
+  readonly protocol: string
+}
+
+/** The part of a WebSocket the shim uses (the browser's, or `ws`'s class in Node). */
+export interface WebSocketLike {
+  binaryType: string
+  readonly bufferedAmount: number
+  readonly protocol: string
+  readonly readyState: number
+  onopen: ((event: never) => void) | null
+  onmessage: ((event: { data: unknown }) => void) | null
+  onclose: ((event: { code: number; reason: string }) => void) | null
+  onerror: ((event: never) => void) | null
+  send(data: string | Uint8Array): void
+  close(code?: number, reason?: string): void
+}
+
+export type WebSocketConstructor = new (url: string, protocols?: string[]) => WebSocketLike
+
+/** `'host:port'`, `{ hostname, port }`, `{ route }`, or '' for the daemon's own target. */
+export type Address = string | { hostname: string; port: number } | { route: string }
+
+export interface ConnectOptions {
+  /** The daemon's WebSocket endpoint, e.g. `wss://gw.example.com/`. */
+  url: string | URL
+  /** Bearer token, or a function called once per connection (sent as a `gangway.bearer.` subprotocol). */
+  token?: string | (() => string | Promise<string>)
+  /** Keep the writable open after the target's EOF (default false: EOF ends both sides). */
+  allowHalfOpen?: boolean
+  /** Bytes: the send buffer limit and the receive window (default 1 MiB). */
+  highWaterMark?: number
+  /** Milliseconds until the TCP connection must be open (default 15000; 0 = none). */
+  connectTimeout?: number
+  signal?: AbortSignal
+  /** The WebSocket class (default `globalThis.WebSocket`; in Node 20 pass `ws`'s). */
+  WebSocket?: WebSocketConstructor
+}
+
+export interface TunnelSocket {
+  readonly readable: ReadableStream<Uint8Array>
+  readonly writable: WritableStream<Uint8Array>
+  /** Resolves when the TCP connection is up; rejects with a `TunnelError`. */
+  readonly opened: Promise<SocketInfo>
+  /** Resolves on a clean end, rejects with a `TunnelError`. */
+  readonly closed: Promise<void>
+  /** Closes both directions at once; resolves when done (never rejects: see `closed` for the cause). */
+  close(): Promise<void>
+}
+
+/** Largest coalesced message; writes at least this big are sent as they are. */
+const COALESCE_BYTES = 65_536
+
+export const noop = (): void => {}
+
+const settle = <T>(p: Promise<T>): Promise<T> => (p.catch(noop), p)
+
+/** Opens a TCP connection through the daemon at `options.url`. Writes before `opened` are queued. */
+export function connect(address: Address, options: ConnectOptions): TunnelSocket {
+  const hwm = options.highWaterMark ?? 1 << 20
+  const url = new URL(options.url)
+  if (typeof address == 'string') {
+    if (address) url.searchParams.set('address', address)
+  } else if ('route' in address) url.searchParams.set('route', address.route)
+  else {
+    const h = address.hostname
+    url.searchParams.set('address', `${h.includes(':') ? `[${h}]` : h}:${address.port}`)
+  }
+  let ws: WebSocketLike | undefined
+  let v1 = false
+  let done = false
+  let error: TunnelError | undefined
+  let wrote = false // our eof is sent (or the raw WebSocket closed)
+  let queue: Uint8Array[] = []
+  let queued = 0
+  let flushTimer: ReturnType<typeof setTimeout> | undefined
+  let granted = INITIAL_CREDIT
+  let window = Infinity // bytes the daemon lets us send (v1 credit; raw mode: no limit)
+  let received = 0
+  let rc!: ReadableStreamDefaultController<Uint8Array>
+  let resolveOpened!: (info: SocketInfo) => void
+  let rejectOpened!: (err: TunnelError) => void
+  let resolveClosed!: () => void
+  let rejectClosed!: (err: TunnelError) => void
+  const opened = settle(
+    new Promise<SocketInfo>((y, n) => ((resolveOpened = y), (rejectOpened = n))),
+  )
+  const closed = settle(new Promise<void>((y, n) => ((resolveClosed = y), (rejectClosed = n))))
+  const timeout = options.connectTimeout ?? 15_000
+  const timer = timeout ? setTimeout(() => fail('TIMEOUT'), timeout) : undefined
+  const signal = options.signal
+  const onAbort = (): void => fail('ABORTED', 0, String(signal?.reason ?? ''))
+  signal?.addEventListener('abort', onAbort)
+
+  const readable = new ReadableStream<Uint8Array>(
+    { start: (c) => void (rc = c), pull: grant, cancel: () => void finish() },
+    { highWaterMark: hwm, size: (chunk) => chunk.byteLength },
+  )
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      if (error) throw error
+      if (wrote) throw new TunnelError('ABORTED', 0, 'write after end')
+      queue.push(chunk.slice())
+      queued += chunk.byteLength
+      if (queued >= COALESCE_BYTES) flush()
+      else flushTimer ??= setTimeout(flush, 0)
+      // Send backpressure: hold the write while more than the high-water mark waits to go out.
+      await waitWhile(() => queued + (ws?.bufferedAmount ?? 0) > hwm)
+    },
+    close: () => endWrite(),
+    abort: () => void finish(),
+  })
+
+  if (signal?.aborted) onAbort()
+  else void start()
+
+  async function start(): Promise<void> {
+    // `binary` too: an older Gangway or websockify then answers in raw mode (ws fails on no answer).
+    const protocols = [SUBPROTOCOL_V1, SUBPROTOCOL_BINARY]
+    try {
+      const token = typeof options.token == 'function' ? await options.token() : options.token
+      if (token) protocols.push(BEARER_PREFIX + base64url(token))
+    } catch (err) {
+      return fail('AUTH_FAILED', 0, String(err))
+    }
+    if (done) return
+    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket!
+    ws = new WS(url.href, protocols)
+    ws.binaryType = 'arraybuffer'
+    ws.onopen = onOpen
+    ws.onmessage = onMessage
+    ws.onclose = onClose
+    ws.onerror = noop
+  }
+
+  /** Polls (1 → 16 ms) while `busy()`: a WebSocket has no drain event. */
+  async function waitWhile(busy: () => boolean): Promise<void> {
+    for (let delay = 1; busy(); delay = Math.min(delay * 2, 16)) {
+      if (done) throw error ?? new TunnelError('ABORTED')
+      await new Promise((r) => setTimeout(r, delay))
+    }
+  }
+
+  function onOpen(): void {
+    v1 = ws!.protocol == SUBPROTOCOL_V1
+    if (v1) {
+      window = INITIAL_CREDIT
+      grant()
+    } else opening({ protocol: ws!.protocol })
+    flush()
+  }
+
+  function opening(info: SocketInfo): void {
+    clearTimeout(timer)
+    resolveOpened(info)
+  }
+
+  function onMessage({ data }: { data: unknown }): void {
+    if (typeof data == 'string') {
+      if (!v1) return
+      const m = JSON.parse(data) as { type: string; bytes: number } & SocketInfo
+      if (m.type == 'credit') {
+        window += m.bytes
+        flush()
+      } else if (m.type == 'open') {
+        const { type: _, bytes: __, ...info } = m
+        opening({ ...info, protocol: SUBPROTOCOL_V1 })
+      } else if (m.type == 'eof') {
+        close(rc)
+        if (!options.allowHalfOpen) void endWrite()
+      }
+      return
+    }
+    const chunk = new Uint8Array(data as ArrayBuffer)
+    received += chunk.byteLength
+    if (done) return
+    rc.enqueue(chunk)
+    // Raw mode cannot stop the daemon: past 8 windows of unread data, give up rather than grow forever.
+    if (rc.desiredSize! < -8 * Math.max(hwm, INITIAL_CREDIT)) fail('OVERFLOW')
+  }
+
+  function onClose({ code, reason }: { code: number; reason: string }): void {
+    if (code == 1000 || code == 1005) void finish()
+    else fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
+  }
+
+  /** Receive credit: keep (window left at the daemon) + (bytes queued here) within the high-water mark. */
+  function grant(): void {
+    if (!v1 || done || ws?.readyState != 1) return
+    const more = rc.desiredSize! - (granted - received)
+    if (more >= hwm / 2 || (granted == INITIAL_CREDIT && more > 0)) {
+      granted += more
+      ws.send(`{"type":"credit","bytes":${more}}`)
+    }
+  }
+
+  function flush(): void {
+    clearTimeout(flushTimer)
+    flushTimer = undefined
+    if (ws?.readyState != 1 || !queued || window <= 0) return
+    let message = queue[0]!
+    if (queue.length > 1) {
+      message = new Uint8Array(queued)
+      let at = 0
+      for (const part of queue) message.set(part, (at += part.byteLength) - part.byteLength)
+    }
+    const n = Math.min(queued, window)
+    queue = n < queued ? [message.subarray(n)] : []
+    queued -= n
+    window -= n
+    ws.send(n < message.byteLength ? message.subarray(0, n) : message)
+  }
+
+  /** Our side is done writing: `eof` in v1, a close in raw mode (which cannot half-close). */
+  async function endWrite(): Promise<void> {
+    if (wrote) return
+    await opened
+    flush()
+    await waitWhile(() => queued > 0)
+    wrote = true
+    if (v1) ws!.send('{"type":"eof"}')
+    else void finish()
+  }
+
+  function fail(code: TunnelErrorCode, closeCode = 0, reason = ''): void {
+    if (done) return
+    error = new TunnelError(code, closeCode, reason)
+    try {
+      rc.error(error)
+    } catch {
+      // already closed
+    }
+    rejectOpened(error)
+    rejectClosed(error)
+    void finish()
+  }
+
+  function finish(): Promise<void> {
+    if (!done) {
+      done = true
+      clearTimeout(timer)
+      clearTimeout(flushTimer)
+      signal?.removeEventListener('abort', onAbort)
+      rejectOpened(new TunnelError('ABORTED', 0, 'closed before open'))
+      close(rc)
+      if (ws && ws.readyState < 2) ws.close(1000)
+      resolveClosed()
+    }
+    return closed.catch(noop)
+  }
+
+  return { readable, writable, opened, closed, close: finish }
+}
+
+function close(c: ReadableStreamDefaultController): void {
+  try {
+    c.close()
+  } catch {
+    // already closed or errored
+  }
+}
+
+function base64url(text: string): string {
+  let binary = ''
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
