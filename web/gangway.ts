@@ -203,7 +203,12 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     }
     if (done) return
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket!
-    ws = new WS(url.href, protocols)
+    try {
+      ws = new WS(url.href, protocols)
+    } catch (err) {
+      // A URL the WebSocket class refuses (an ftp: scheme), or no WebSocket class at all: `opened` says so.
+      return fail('NETWORK', 0, String(err))
+    }
     ws.binaryType = 'arraybuffer'
     ws.onopen = onOpen
     ws.onmessage = onMessage
