@@ -250,7 +250,8 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
         opening({ ...info, protocol: SUBPROTOCOL_V1 })
       } else if (m.type == 'eof') {
         close(rc)
-        if (!options.allowHalfOpen) void endWrite()
+        // Our end follows; if the tunnel closes before our queued bytes are out, `closed` tells the caller.
+        if (!options.allowHalfOpen) endWrite().catch(noop)
       }
       return
     }
