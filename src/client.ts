@@ -11,6 +11,7 @@ import { Duplex } from 'node:stream'
 import WebSocket from 'ws'
 // The library's own Node entry (built from web/node before src/), as any user of the package imports it.
 import { connectNet, type TunnelNetSocket } from 'gangway/node'
+import { redactUrl } from './auth/token.js'
 import type { ListenAddress } from './config.js'
 import type { Logger } from './log.js'
 
@@ -73,6 +74,21 @@ export function openTunnel(options: ClientOptions): OpenedTunnel {
   return { tunnel, socketError: () => socketError }
 }
 
+/** `--url` fit for a log line or an error: `token` parameters and a password redacted. */
+export function shownUrl(url: string): string {
+  let text = url
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') {
+      parsed.password = 'redacted'
+      text = parsed.href
+    }
+  } catch {
+    // not a URL: shown as given, minus its token
+  }
+  return redactUrl(text) ?? text
+}
+
 const HTTP_REFUSALS: Record<string, number> = {
   '401': 4401,
   '403': 4403,
@@ -115,7 +131,7 @@ export function explain(
       code === 'EAI_AGAIN' ||
       code === 'ETIMEDOUT'
     ) {
-      return `cannot reach the gateway at ${options.url} (${code})`
+      return `cannot reach the gateway at ${shownUrl(options.url)} (${code})`
     }
   }
   switch (e.closeCode) {
@@ -142,7 +158,7 @@ export function explain(
     !opened &&
     (e.tunnelCode === 'NETWORK' || e.closeCode === undefined || e.closeCode === 1006)
   ) {
-    return `cannot reach the gateway at ${options.url} (is it running, and is the URL right?)`
+    return `cannot reach the gateway at ${shownUrl(options.url)} (is it running, and is the URL right?)`
   }
   const detail = e.message ?? String(err)
   if (/certificate|self[- ]signed|CERT_|unable to verify/i.test(detail)) {
