@@ -195,6 +195,8 @@ export function relay(
     const onClose = (): void => {
       if (++closed === 2) resolve()
     }
+    // The local side is gone for good (both directions, or destroyed): nothing can take the tunnel's bytes.
+    local.once('close', () => tunnel.destroy())
     local.once('close', onClose)
     tunnel.once('close', onClose)
   })
@@ -265,6 +267,8 @@ export async function runStdio(
   await relay(stdio, tunnel, (err, wasOpen) => {
     failure = explain(err, options, wasOpen, opened.socketError())
   })
+  // Ended without stdin's EOF (stdout closed, the tunnel failed): stop reading it, or the process lingers.
+  process.stdin.destroy()
   if (failure === undefined) return 0
   stderr.write(`gangway client: ${failure}\n`)
   return 1
@@ -291,5 +295,8 @@ function duplexOf(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): 
   })
   input.on('end', () => duplex.push(null))
   output.on('close', () => duplex.destroy())
+  // A reader that went away (`| head`, an ssh that exited): the tunnel ends, quietly, as for a local socket.
+  output.on('error', () => duplex.destroy())
+  input.on('error', () => duplex.destroy())
   return duplex
 }
