@@ -241,7 +241,13 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   function onMessage({ data }: { data: unknown }): void {
     if (typeof data == 'string') {
       if (!v1) return
-      const m = JSON.parse(data) as { type: string; bytes: number } & SocketInfo
+      let m: { type: string; bytes: number } & SocketInfo
+      try {
+        m = JSON.parse(data) as typeof m
+      } catch {
+        // Not Gangway (a server that echoes any subprotocol): no exception out of the message handler.
+        return fail('BAD_MESSAGE', 0, 'a gangway.v1 text frame that is not JSON')
+      }
       if (m.type == 'credit') {
         window += m.bytes
         flush()
