@@ -11,6 +11,7 @@ import { Duplex } from 'node:stream'
 import WebSocket from 'ws'
 // The library's own Node entry (built from web/node before src/), as any user of the package imports it.
 import { connectNet, type TunnelNetSocket } from 'gangway/node'
+import { redactUrl } from './auth/token.js'
 import type { ListenAddress } from './config.js'
 import type { Logger } from './log.js'
 
@@ -73,6 +74,21 @@ export function openTunnel(options: ClientOptions): OpenedTunnel {
   return { tunnel, socketError: () => socketError }
 }
 
+/** `--url` fit for a log line or an error: `token` parameters and a password redacted. */
+export function shownUrl(url: string): string {
+  let text = url
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') {
+      parsed.password = 'redacted'
+      text = parsed.href
+    }
+  } catch {
+    // not a URL: shown as given, minus its token
+  }
+  return redactUrl(text) ?? text
+}
+
 const HTTP_REFUSALS: Record<string, number> = {
   '401': 4401,
   '403': 4403,
@@ -115,7 +131,7 @@ export function explain(
       code === 'EAI_AGAIN' ||
       code === 'ETIMEDOUT'
     ) {
-      return `cannot reach the gateway at ${options.url} (${code})`
+      return `cannot reach the gateway at ${shownUrl(options.url)} (${code})`
     }
   }
   switch (e.closeCode) {
@@ -142,7 +158,7 @@ export function explain(
     !opened &&
     (e.tunnelCode === 'NETWORK' || e.closeCode === undefined || e.closeCode === 1006)
   ) {
-    return `cannot reach the gateway at ${options.url} (is it running, and is the URL right?)`
+    return `cannot reach the gateway at ${shownUrl(options.url)} (is it running, and is the URL right?)`
   }
   const detail = e.message ?? String(err)
   if (/certificate|self[- ]signed|CERT_|unable to verify/i.test(detail)) {
@@ -179,6 +195,8 @@ export function relay(
     const onClose = (): void => {
       if (++closed === 2) resolve()
     }
+    // The local side is gone for good (both directions, or destroyed): nothing can take the tunnel's bytes.
+    local.once('close', () => tunnel.destroy())
     local.once('close', onClose)
     tunnel.once('close', onClose)
   })
@@ -249,6 +267,8 @@ export async function runStdio(
   await relay(stdio, tunnel, (err, wasOpen) => {
     failure = explain(err, options, wasOpen, opened.socketError())
   })
+  // Ended without stdin's EOF (stdout closed, the tunnel failed): stop reading it, or the process lingers.
+  process.stdin.destroy()
   if (failure === undefined) return 0
   stderr.write(`gangway client: ${failure}\n`)
   return 1
@@ -275,5 +295,8 @@ function duplexOf(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): 
   })
   input.on('end', () => duplex.push(null))
   output.on('close', () => duplex.destroy())
+  // A reader that went away (`| head`, an ssh that exited): the tunnel ends, quietly, as for a local socket.
+  output.on('error', () => duplex.destroy())
+  input.on('error', () => duplex.destroy())
   return duplex
 }

@@ -4,6 +4,7 @@
  * connection to the target: the subprotocol list (RFC 6455 4.1, a comma-separated list of distinct
  * tokens) and, when permessage-deflate is on, the extension offer (RFC 6455 9.1, RFC 7692 7.1).
  */
+import { SUBPROTOCOL_BEARER_PREFIX } from './protocol.js'
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
@@ -14,7 +15,11 @@ export function subprotocolProblem(header: string | undefined): string | undefin
   for (const raw of header.split(',')) {
     const name = raw.trim()
     if (!TOKEN.test(name)) return 'malformed Sec-WebSocket-Protocol header'
-    if (seen.has(name)) return `subprotocol ${JSON.stringify(name)} offered twice`
+    if (seen.has(name)) {
+      // A bearer entry carries a token: name it by its kind only (this text is logged and sent back).
+      const shown = name.startsWith(SUBPROTOCOL_BEARER_PREFIX) ? 'a gangway.bearer.* entry' : name
+      return `subprotocol ${name === shown ? JSON.stringify(name) : shown} offered twice`
+    }
     seen.add(name)
   }
   return undefined

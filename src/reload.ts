@@ -262,5 +262,7 @@ function describe(field: (typeof RESTART_ONLY)[number], value: unknown): string 
   if (field === 'listen') return formatAddress(value as Config['listen'])
   if (field === 'listenMode') return (value as number).toString(8)
   if (field.endsWith('Ms')) return String((value as number) / 1000)
-  return typeof value === 'string' ? value : JSON.stringify(value)
+  // A URL's credentials (`stateRedis: redis://:password@host`) stay out of the log line.
+  if (typeof value === 'string') return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@')
+  return JSON.stringify(value)
 }

@@ -68,7 +68,8 @@ export function watchTlsFiles(settings: TlsSettings, onChange: () => void): () =
   const watchers: FSWatcher[] = []
   for (const [dir, files] of names) {
     const watcher = watch(dir, function dirOnChange(_event, name) {
-      if (name !== null && !files.has(name.toString())) return
+      // `..data` and its kin: a Kubernetes Secret volume swaps its files in at once (see isAtomicSwap).
+      if (name !== null && !files.has(name.toString()) && !name.toString().startsWith('..')) return
       clearTimeout(timer)
       timer = setTimeout(onChange, SETTLE_MS)
     })

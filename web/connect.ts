@@ -146,7 +146,12 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     }
     if (done) return
     const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket!
-    ws = new WS(url.href, protocols)
+    try {
+      ws = new WS(url.href, protocols)
+    } catch (err) {
+      // A URL the WebSocket class refuses (an ftp: scheme), or no WebSocket class at all: `opened` says so.
+      return fail('NETWORK', 0, String(err))
+    }
     ws.binaryType = 'arraybuffer'
     ws.onopen = onOpen
     ws.onmessage = onMessage
@@ -179,7 +184,13 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   function onMessage({ data }: { data: unknown }): void {
     if (typeof data == 'string') {
       if (!v1) return
-      const m = JSON.parse(data) as { type: string; bytes: number } & SocketInfo
+      let m: { type: string; bytes: number } & SocketInfo
+      try {
+        m = JSON.parse(data) as typeof m
+      } catch {
+        // Not Gangway (a server that echoes any subprotocol): no exception out of the message handler.
+        return fail('BAD_MESSAGE', 0, 'a gangway.v1 text frame that is not JSON')
+      }
       if (m.type == 'credit') {
         window += m.bytes
         flush()
@@ -188,7 +199,8 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
         opening({ ...info, protocol: SUBPROTOCOL_V1 })
       } else if (m.type == 'eof') {
         close(rc)
-        if (!options.allowHalfOpen) void endWrite()
+        // Our end follows; if the tunnel closes before our queued bytes are out, `closed` tells the caller.
+        if (!options.allowHalfOpen) endWrite().catch(noop)
       }
       return
     }

@@ -35,19 +35,22 @@ export class TunnelWebSocket extends EventTarget {
     this.url = String(options.url)
     const socket = (this.socket = connect(address, options))
     this.writer = socket.writable.getWriter()
-    socket.opened.then(async (info) => {
-      this.readyState = 1
-      this.protocol = info.protocol
-      this.fire('open')
-      const reader = socket.readable.getReader()
-      for (let r; !(r = await reader.read()).done;) {
-        const bytes = r.value
-        const data = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
-        this.fire('message', {
-          data: this.binaryType == 'blob' ? new Blob([data as ArrayBuffer]) : data,
-        })
-      }
-    }, noop)
+    socket.opened
+      .then(async (info) => {
+        this.readyState = 1
+        this.protocol = info.protocol
+        this.fire('open')
+        const reader = socket.readable.getReader()
+        for (let r; !(r = await reader.read()).done;) {
+          const bytes = r.value
+          const data = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+          this.fire('message', {
+            data: this.binaryType == 'blob' ? new Blob([data as ArrayBuffer]) : data,
+          })
+        }
+      }, noop)
+      // A failed tunnel rejects the pending read: `error` and `close` report it, nothing else may.
+      .catch(noop)
     socket.closed.then(
       () => this.ended(1000, '', true),
       (err: TunnelError) => {

@@ -243,6 +243,29 @@ export function createAccess(options: AccessOptions): Access {
       }
       release = slot
     }
+    const tokenLimit = resolution?.tokenLimit
+    const tokenKey = tokenLimit?.key ?? (print === undefined ? undefined : `token:${print}`)
+    if (tokenLimit !== undefined && tokenKey !== undefined) {
+      let slot: (() => void) | undefined
+      try {
+        slot = await counter.acquire(tokenKey, tokenLimit.max)
+      } catch (err) {
+        release()
+        return refuse(tunnelError('ERR_RESOLVER_UNAVAILABLE', errorText(err), err))
+      }
+      if (slot === undefined) {
+        release()
+        return refuse(
+          tunnelError('ERR_TOKEN_LIMIT', `${tokenLimit.max} tunnels already open for this token`),
+        )
+      }
+      const routeRelease = release
+      const tokenRelease = slot
+      release = () => {
+        routeRelease()
+        tokenRelease()
+      }
+    }
     return {
       ok: true,
       target,

@@ -151,10 +151,35 @@ function percentDecode(text: string): string | undefined {
   }
 }
 
-/** The request target with every `token` parameter's value replaced, fit for a log line. */
+/**
+ * The request target with every `token` parameter's value replaced, fit for a log line. As the query is
+ * read (URLSearchParams): parameters end at `&` only (a `;` belongs to the value), and a name is percent-
+ * decoded (`%74oken`, `tok%65n` are `token`), in any case. A `;token=` inside a parameter is redacted too.
+ */
 export function redactUrl(url: string | undefined): string | undefined {
   if (url === undefined) return undefined
-  return url.replace(/([?&;]token=)[^&;#]*/gi, '$1[redacted]')
+  const at = url.indexOf('?')
+  if (at === -1) return url
+  const hash = url.indexOf('#', at)
+  const end = hash === -1 ? url.length : hash
+  const pairs = url
+    .slice(at + 1, end)
+    .split('&')
+    .map((pair) => {
+      const segments = pair.split(';')
+      const first = segments.findIndex((segment) => isTokenName(segment))
+      if (first === -1) return pair
+      const kept = segments.slice(0, first).concat(segments[first]!.split('=', 1)[0]!)
+      return `${kept.join(';')}=[redacted]`
+    })
+  return `${url.slice(0, at + 1)}${pairs.join('&')}${url.slice(end)}`
+}
+
+function isTokenName(segment: string): boolean {
+  const eq = segment.indexOf('=')
+  if (eq === -1) return false
+  const name = segment.slice(0, eq).replace(/\+/g, ' ')
+  return (percentDecode(name) ?? name).toLowerCase() === 'token'
 }
 
 /** Compares two secrets in constant time (hashed first, so lengths leak nothing either). */

@@ -64,7 +64,7 @@ export const clientCommand: CommandSpec = {
 }
 
 async function runClient(args: Args): Promise<number> {
-  const { runStdio, startClientListener } = await import('../client.js')
+  const { runStdio, shownUrl, startClientListener } = await import('../client.js')
   const text = (name: string): string | undefined => stringOption(args, name)
   const url = text('url')
   if (url === undefined) throw new ConfigError('client: --url is required (ws://… or wss://…)')
@@ -125,7 +125,11 @@ async function runClient(args: Args): Promise<number> {
       )
     },
   )
-  logger.info('client listening', { listen: formatAddress(listener.address()), url, tokenIn })
+  logger.info('client listening', {
+    listen: formatAddress(listener.address()),
+    url: shownUrl(url), // a token in the URL (websockify's habit) is not logged
+    tokenIn,
+  })
   const stop = watchStopSignals(logger)
   try {
     await stop.signalled

@@ -42,6 +42,11 @@ export interface Resolution {
   readonly label?: string
   /** Tunnels with the same key share `maxConnections` (default: the token's fingerprint). */
   readonly limitKey?: string
+  /**
+   * A second limit for this token on top of the route's (a JWT naming a route with a `maxConnections`
+   * claim): `max` tunnels under `key` (default: the token's fingerprint).
+   */
+  readonly tokenLimit?: { readonly key: string | undefined; readonly max: number }
 }
 
 export interface TargetResolver {

@@ -114,11 +114,26 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
           seen.set(payload.jti, until)
         }
       }
-      const limits = claimLimits(payload)
+      const { maxConnections, ...limits } = claimLimits(payload)
+      const tokenKey = typeof payload.jti === 'string' ? `jti:${payload.jti}` : undefined
+      if (resolved.limitKey !== undefined) {
+        // A route: its own limit holds for all its tokens; the claim is a second limit for this token.
+        return {
+          ...resolved,
+          options: { ...resolved.options, ...limits },
+          ...(maxConnections === undefined
+            ? {}
+            : { tokenLimit: { key: tokenKey, max: maxConnections } }),
+        }
+      }
       return {
         ...resolved,
-        options: { ...resolved.options, ...limits },
-        limitKey: typeof payload.jti === 'string' ? `jti:${payload.jti}` : undefined,
+        options: {
+          ...resolved.options,
+          ...limits,
+          ...(maxConnections === undefined ? {} : { maxConnections }),
+        },
+        limitKey: tokenKey,
         label: resolved.label ?? 'jwt',
       }
     },

@@ -162,7 +162,7 @@ export async function tokenFile(options: TokenFileOptions): Promise<TargetResolv
     const watched = isDirectory ? path : dirname(path)
     const name = basename(path)
     watcher = watch(watched, function tokenFileOnChange(_event, changed) {
-      if (!isDirectory && changed !== null && changed !== name) return
+      if (!isDirectory && changed !== null && changed !== name && !isAtomicSwap(changed)) return
       clearTimeout(debounce)
       debounce = setTimeout(reloadLogged, RELOAD_DEBOUNCE_MS)
     })
@@ -188,4 +188,12 @@ export async function tokenFile(options: TokenFileOptions): Promise<TargetResolv
       await reloading
     },
   }
+}
+
+/**
+ * A Kubernetes ConfigMap or Secret volume is updated by swapping its `..data` symlink (the file itself is
+ * a symlink into it), so the directory's events name kubelet's `..`-prefixed entries, never the file.
+ */
+function isAtomicSwap(changed: string): boolean {
+  return changed.startsWith('..')
 }
