@@ -176,6 +176,8 @@ export function createAdminServer(
       sendJson(req, res, 200, {
         now: Date.now(),
         draining: stats.draining,
+        // The status page offers "Revoke token" only when POST /api/revoke can work.
+        sharedState: options.state !== undefined,
         tunnels: list,
         routes: totals,
       })
