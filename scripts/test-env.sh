@@ -137,8 +137,9 @@ EOF
     mkdir -p "$(dirname "$PODMAN_SOCK")"
     rm -f "$PODMAN_SOCK"
     # The service outlives this script: it must hold none of our caller's descriptors (a pipe held open
-    # would keep `npm test | tee` waiting), so every fd above 2 is closed before podman starts.
-    setsid bash -c 'echo $$ >"$1"; for fd in /proc/$$/fd/*; do fd=${fd##*/}
+    # would keep `npm test | tee` waiting), so every fd above 2 is closed before podman starts. It runs in /:
+    # conmon fails ("Failed to get working directory") once the caller's directory (a worktree) is removed.
+    setsid bash -c 'echo $$ >"$1"; cd / || exit 1; for fd in /proc/$$/fd/*; do fd=${fd##*/}
         [ "$fd" -gt 2 ] && eval "exec $fd>&-"; done; exec podman system service --time=0 "$2"' \
       sh "$(dirname "$PODMAN_SOCK")/podman-service.pid" "unix://$PODMAN_SOCK" \
       >/var/log/podman-service.log 2>&1 </dev/null 9>&- &
