@@ -4,7 +4,6 @@
  * connection is fine. One worker is made to reach Redis through a relay that the test cuts: the config
  * file is edited to point at the relay, then that worker is killed, and its replacement reads the file anew.
  */
-import { execFileSync } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -12,7 +11,7 @@ import { startCuttableRelay } from '../helpers/cluster.js'
 import { startRedis, type ContainerService } from '../helpers/containers.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
-import { portOf, spawnGangway, type LogRecord } from './gangway-process.js'
+import { childPids, portOf, spawnGangway, type LogRecord } from './gangway-process.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -26,17 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis?.stop()
 })
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return [] // pgrep exits 1 when there are none
-  }
-}
 
 async function readyz(admin: string): Promise<{ status: number; body: unknown }> {
   const res = await fetch(`${admin}/readyz`)
