@@ -62,6 +62,20 @@ function hashMessages(ws: WebSocket): Digest {
   return digest
 }
 
+/** Route `db` (token `route-token-0123456789`) to tls://127.0.0.1:`port`, verified as db.example.net. */
+function servernameRoute(port: number) {
+  return parseRoutes(
+    {
+      db: {
+        target: `tls://127.0.0.1:${port}`,
+        tokens: ['route-token-0123456789'],
+        tls: { ca: ca.cert, servername: 'db.example.net' },
+      },
+    },
+    'routes',
+  )
+}
+
 describe('tls:// targets', () => {
   for (const host of ['127.0.0.1', '::1']) {
     it(`relays 16 MiB each way, byte-exact, to a CA-verified target on ${host}`, async () => {
@@ -142,16 +156,7 @@ describe('tls:// targets', () => {
   it('refuses a target whose certificate does not name the route’s servername', async () => {
     const target = await echoTarget()
     const logger = memoryLogger()
-    const routes = parseRoutes(
-      {
-        db: {
-          target: `tls://127.0.0.1:${target.port}`,
-          tokens: ['route-token-0123456789'],
-          tls: { ca: ca.cert, servername: 'db.example.net' },
-        },
-      },
-      'routes',
-    )
+    const routes = servernameRoute(target.port)
     const tunnel = await startAccessTunnel(d, { routes }, logger)
     const result = await connectAndClose(`${tunnel.url}?token=route-token-0123456789`)
     expect(result).toMatchObject({
@@ -174,16 +179,7 @@ describe('tls:// targets', () => {
       },
     })
     d.add(() => target.close())
-    const routes = parseRoutes(
-      {
-        db: {
-          target: `tls://127.0.0.1:${target.port}`,
-          tokens: ['route-token-0123456789'],
-          tls: { ca: ca.cert, servername: 'db.example.net' },
-        },
-      },
-      'routes',
-    )
+    const routes = servernameRoute(target.port)
     const tunnel = await startAccessTunnel(d, { routes }, memoryLogger())
     const ws = await openWs(d, `${tunnel.url}?token=route-token-0123456789`)
     ws.send(Buffer.from('ping'))
