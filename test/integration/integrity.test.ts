@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
-import { hashIncoming, pushRandom } from '../helpers/peers.js'
+import { hashIncoming, pushAndReceive, pushRandom } from '../helpers/peers.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed, openWs } from '../helpers/ws.js'
@@ -129,19 +129,7 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
   it('both ways at once: 64 MiB each way, concurrently, intact', async () => {
     let targetDone: Promise<{ sent: Digest; got: Digest }> | undefined
     const target = await startTcpServer((socket) => {
-      const got = new Digest()
-      const allIn = new Promise<void>((resolve) =>
-        socket.on('data', (chunk: Buffer) => {
-          got.update(chunk)
-          if (got.bytes >= TOTAL) resolve()
-        }),
-      )
-      targetDone = (async () => {
-        const sent = await pushRandom(socket, TOTAL, MAX_MESSAGE)
-        await allIn
-        socket.end() // only once the client's bytes are all in: a raw tunnel has no half-close
-        return { sent, got }
-      })()
+      targetDone = pushAndReceive(socket, TOTAL, MAX_MESSAGE)
     })
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port))

@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { makeCa, makeCert, makeLeaf, type CertFiles } from '../helpers/certs.js'
 import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
-import { pushRandom } from '../helpers/peers.js'
+import { pushAndReceive } from '../helpers/peers.js'
 import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { startTlsTarget } from '../helpers/tls-target.js'
 import { memoryLogger, startTunnel } from '../helpers/tunnel.js'
@@ -85,19 +85,7 @@ describe('tls:// targets', () => {
         key: await readKey(server),
         host,
         onSocket(socket) {
-          const got = new Digest()
-          const allIn = new Promise<void>((resolve) =>
-            socket.on('data', (chunk: Buffer) => {
-              got.update(chunk)
-              if (got.bytes >= TOTAL) resolve()
-            }),
-          )
-          targetDone = (async () => {
-            const sent = await pushRandom(socket, TOTAL, MiB)
-            await allIn
-            socket.end()
-            return { sent, got }
-          })()
+          targetDone = pushAndReceive(socket, TOTAL, MiB)
         },
       })
       d.add(() => target.close())
