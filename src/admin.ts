@@ -25,9 +25,12 @@ export interface AdminServer {
 
 type MaybePromise<T> = T | Promise<T>
 
+/** A tunnel server's stats; a cluster primary adds the workers whose shared state does not answer. */
+export type AdminStats = TunnelStats & { sharedStateDown?: number[] }
+
 /** What the admin listener reads: one tunnel server, or a cluster of workers (see cluster.ts). */
 export interface AdminView {
-  stats(): MaybePromise<TunnelStats>
+  stats(): MaybePromise<AdminStats>
   list(): MaybePromise<TunnelInfo[]>
   totals(): MaybePromise<Record<string, RouteTotals>>
   closeTunnel(id: number): MaybePromise<boolean>
@@ -133,11 +136,18 @@ export function createAdminServer(
       // Ready = accepting tunnels. A draining node answers 503 so the load balancer moves new clients away
       // while its live tunnels finish.
       const stats = await tunnels.stats()
-      // Without its shared store a node refuses every tunnel with a token (4503): not ready either.
-      const stateDown = options.state !== undefined && !options.state.healthy()
+      // Without its shared store a node refuses every tunnel with a token (4503): not ready either. With
+      // --workers, each worker has its own connection: one worker without it is enough to refuse tunnels.
+      const workersDown = stats.sharedStateDown ?? []
+      const stateDown =
+        (options.state !== undefined && !options.state.healthy()) || workersDown.length > 0
       const ready = !stats.draining && !stateDown
       const status = stats.draining ? 'draining' : stateDown ? 'shared state unreachable' : 'ready'
-      const body = { status, tunnels: stats.tunnels }
+      const body = {
+        status,
+        tunnels: stats.tunnels,
+        workers: workersDown.length > 0 ? workersDown : undefined,
+      }
       send(req, res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n')
       return
     }
@@ -176,6 +186,8 @@ export function createAdminServer(
       sendJson(req, res, 200, {
         now: Date.now(),
         draining: stats.draining,
+        // The status page offers "Revoke token" only when POST /api/revoke can work.
+        sharedState: options.state !== undefined,
         tunnels: list,
         routes: totals,
       })

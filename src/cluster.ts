@@ -8,12 +8,13 @@
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
-import type { AdminView, MetricsSource } from './admin.js'
+import type { AdminStats, AdminView, MetricsSource } from './admin.js'
 import type { Config, ListenAddress } from './config.js'
 import type { Logger } from './log.js'
 import type { TunnelMetrics } from './metrics.js'
 import type { ReloadReport } from './reload.js'
 import type { RouteTotals, TunnelInfo, TunnelServer, TunnelStats } from './server.js'
+import type { SharedState } from './state/redis-state.js'
 
 /** How many workers `config.workers` asks for (0 = one per core). */
 export function workerCount(config: Config): number {
@@ -34,6 +35,10 @@ interface Snapshot {
   stats: TunnelStats
   list: TunnelInfo[]
   totals: Record<string, RouteTotals>
+  /** The worker's index. */
+  worker: number
+  /** Whether the worker's shared state (`--state-redis`) answers; undefined without it. */
+  sharedState?: boolean
 }
 
 // --- worker side ------------------------------------------------------------------------------------
@@ -43,11 +48,15 @@ export interface WorkerContext {
   count: number
   /** Resolves when the primary asks this worker to drain. */
   drainRequested: Promise<void>
-  /** Call once listening; also starts answering the primary's requests (`reload` on its SIGHUP). */
+  /**
+   * Call once listening; also starts answering the primary's requests (`reload` on its SIGHUP). With
+   * `--state-redis`, `shared` reports whether this worker's Redis answers, for the primary's `/readyz`.
+   */
   ready(
     server: TunnelServer,
     metrics: TunnelMetrics | undefined,
     reload: () => Promise<ReloadReport>,
+    shared?: Pick<SharedState, 'healthy'>,
   ): void
   dispose(): void
 }
@@ -61,6 +70,7 @@ export function workerContext(): WorkerContext | undefined {
   const drainRequested = new Promise<void>((resolve) => (requestDrain = resolve))
   let server: TunnelServer | undefined
   let reload: (() => Promise<ReloadReport>) | undefined
+  let shared: Pick<SharedState, 'healthy'> | undefined
 
   function processOnMessage(message: unknown): void {
     const m = message as Partial<{ gangway: string; req: number; id: number }>
@@ -77,7 +87,13 @@ export function workerContext(): WorkerContext | undefined {
       send({
         gangway: 'reply',
         req: m.req,
-        snapshot: { stats: server.stats(), list: server.list(), totals: server.totals() },
+        snapshot: {
+          stats: server.stats(),
+          list: server.list(),
+          totals: server.totals(),
+          worker: index,
+          sharedState: shared?.healthy(),
+        },
       })
     } else if (m.gangway === 'close' && typeof m.id === 'number') {
       send({ gangway: 'reply', req: m.req, closed: server.closeTunnel(m.id) })
@@ -88,9 +104,10 @@ export function workerContext(): WorkerContext | undefined {
     index,
     count,
     drainRequested,
-    ready(s, metrics, onReload) {
+    ready(s, metrics, onReload, state) {
       server = s
       reload = onReload
+      shared = state
       if (metrics !== undefined) {
         // prom-client answers the primary's metrics requests once an AggregatorRegistry exists here.
         new AggregatorRegistry()
@@ -242,13 +259,18 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
 
   const admin: AdminView & MetricsSource = {
     registry: { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
-    async stats() {
+    async stats(): Promise<AdminStats> {
       const all = await snapshots()
       return {
         tunnels: sum(all.map((s) => s.stats.tunnels)),
         dialing: sum(all.map((s) => s.stats.dialing)),
         heldBytes: sum(all.map((s) => s.stats.heldBytes)),
         draining: draining || all.some((s) => s.stats.draining),
+        // Each worker has its own Redis connection: one that lost it refuses tunnels with tokens (4503).
+        sharedStateDown: all
+          .filter((s) => s.sharedState === false)
+          .map((s) => s.worker)
+          .sort((a, b) => a - b),
       }
     },
     async list() {

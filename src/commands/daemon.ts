@@ -118,7 +118,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   try {
     await server.listen()
     if (worker !== undefined) {
-      worker.ready(server, metrics, () => reloader.reload())
+      worker.ready(server, metrics, () => reloader.reload(), shared)
     } else {
       if (adminAt !== undefined && metrics !== undefined) {
         admin = createAdminServer(adminAt, server, metrics, {

@@ -2,7 +2,7 @@
  * Runs the built CLI (`node bin/gangway.js`, which imports dist/) as a child process and exposes its output
  * as lines and parsed JSON log records, so tests can wait on events instead of sleeping.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
@@ -121,4 +121,16 @@ export function portOf(listen: unknown): number {
   const match = /:(\d+)$/.exec(String(listen))
   if (!match) throw new Error(`no port in ${String(listen)}`)
   return Number(match[1])
+}
+
+/** The child processes of `pid` (the workers of a `--workers` daemon). */
+export function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+  } catch {
+    return [] // pgrep exits 1 when there are none
+  }
 }

@@ -2,7 +2,6 @@
  * SIGHUP reloads the whole --config file in a real daemon process: routes and policies change for new
  * connections while live tunnels keep relaying; a config that fails is logged once and changes nothing.
  */
-import { execFileSync } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -14,7 +13,13 @@ import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { tempDir } from '../helpers/tmp.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
-import { portOf, spawnGangway, type GangwayProcess, type LogRecord } from './gangway-process.js'
+import {
+  childPids,
+  portOf,
+  spawnGangway,
+  type GangwayProcess,
+  type LogRecord,
+} from './gangway-process.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -90,18 +95,6 @@ function records(proc: GangwayProcess): LogRecord[] {
 
 function countOf(proc: GangwayProcess, msg: string): number {
   return records(proc).filter((r) => r.msg === msg).length
-}
-
-/** Worker processes of a --workers daemon, killed by the disposer if the test ends early. */
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return [] // pgrep exits 1 when there are none
-  }
 }
 
 async function start(config: string, extra: string[] = []) {

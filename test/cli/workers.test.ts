@@ -1,5 +1,4 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import net from 'node:net'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -8,24 +7,13 @@ import { join } from 'node:path'
 import { createDisposer } from '../helpers/disposer.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { closed, openWs } from '../helpers/ws.js'
-import { portOf, runGangway, spawnGangway, type LogRecord } from './gangway-process.js'
+import { childPids, portOf, runGangway, spawnGangway, type LogRecord } from './gangway-process.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
 
 const TOKEN = 'workers-admin-token-0123456789'
 const isListening = (r: LogRecord): boolean => r.msg === 'listening'
-
-function childPids(pid: number): number[] {
-  try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number)
-  } catch {
-    return [] // pgrep exits 1 when there are none
-  }
-}
 
 function isAlive(pid: number): boolean {
   try {

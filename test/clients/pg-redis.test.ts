@@ -3,15 +3,14 @@
  * PostgreSQL 15, ioredis against a real Redis 7 (both in containers built by scripts/test-env.sh).
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { AbstractConnector, Redis } from 'ioredis'
-import type { Socket } from 'node:net'
 import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createDisposer } from '../helpers/disposer.js'
 import { startPostgres, startRedis, type ContainerService } from '../helpers/containers.js'
 import { NodeWebSocket } from '../helpers/shim.js'
+import { blobRoundTrip, redisThroughTunnel } from '../helpers/redis-client.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
-import { connectNet, createNetSocket } from '../../web/node/index.js'
+import { createNetSocket } from '../../web/node/index.js'
 import { freePort } from '../helpers/tcp.js'
 
 const d = createDisposer()
@@ -100,33 +99,14 @@ describe('ioredis through the tunnel', () => {
 
   it('uses a Connector: commands, a pipeline and a 16 MiB value arrive intact', async () => {
     const server = await startTunnel(d, tcpTarget(redis.port, redis.host))
-    class GangwayConnector extends AbstractConnector {
-      constructor(_options: unknown) {
-        super(2000) // ms ioredis waits after end() before destroying the stream
-      }
-      connect() {
-        const socket = connectNet({ url: server.url(), WebSocket: NodeWebSocket })
-        return Promise.resolve(socket as unknown as Socket)
-      }
-    }
-    const client = new Redis({
-      Connector: GangwayConnector,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-    })
-    d.add(() => client.disconnect())
-    await client.connect()
+    const client = await redisThroughTunnel(d, server.url())
     expect(await client.ping()).toBe('PONG')
     const pipeline = client.pipeline()
     for (let i = 0; i < 1000; i++) pipeline.incr('counter')
     const results = await pipeline.exec()
     expect(results!.at(-1)).toEqual([null, 1000])
-    const value = randomBytes(16 * 1024 * 1024)
-    await client.set('blob', value)
-    const back = await client.getBuffer('blob')
-    expect(createHash('sha256').update(back!).digest('hex')).toBe(
-      createHash('sha256').update(value).digest('hex'),
-    )
+    const blob = await blobRoundTrip(client, 'blob', 16 * 1024 * 1024)
+    expect(blob.back).toBe(blob.sent)
     expect(await client.quit()).toBe('OK')
   })
 })

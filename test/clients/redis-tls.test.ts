@@ -2,20 +2,16 @@
  * A real Redis 7 that speaks only TLS and requires client certificates (in a container built by
  * scripts/test-env.sh), reached as a tls:// target: ioredis through gangway/node, unmodified.
  */
-import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { AbstractConnector, Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createDisposer } from '../helpers/disposer.js'
 import { startTlsRedis, type ContainerService } from '../helpers/containers.js'
 import { makeCa, makeLeaf, type CertFiles } from '../helpers/certs.js'
-import { NodeWebSocket } from '../helpers/shim.js'
+import { blobRoundTrip, redisThroughTunnel } from '../helpers/redis-client.js'
 import { memoryLogger, startTunnel } from '../helpers/tunnel.js'
 import { connectAndClose } from '../helpers/ws.js'
-import { connectNet } from '../../web/node/index.js'
 import type { Target } from '../../src/config.js'
 
 const d = createDisposer()
@@ -50,29 +46,10 @@ describe('Redis over TLS with client certificates, as a tls:// target', () => {
       targetCert: client.cert,
       targetKey: client.key,
     })
-    class GangwayConnector extends AbstractConnector {
-      constructor(_options: unknown) {
-        super(2000) // ms ioredis waits after end() before destroying the stream
-      }
-      connect() {
-        const socket = connectNet({ url: server.url(), WebSocket: NodeWebSocket })
-        return Promise.resolve(socket as unknown as Socket)
-      }
-    }
-    const redisClient = new Redis({
-      Connector: GangwayConnector,
-      lazyConnect: true,
-      maxRetriesPerRequest: 0,
-    })
-    d.add(() => redisClient.disconnect())
-    await redisClient.connect()
+    const redisClient = await redisThroughTunnel(d, server.url())
     expect(await redisClient.ping()).toBe('PONG')
-    const value = randomBytes(16 * 1024 * 1024)
-    await redisClient.set('blob', value)
-    const back = await redisClient.getBuffer('blob')
-    expect(createHash('sha256').update(back!).digest('hex')).toBe(
-      createHash('sha256').update(value).digest('hex'),
-    )
+    const blob = await blobRoundTrip(redisClient, 'blob', 16 * 1024 * 1024)
+    expect(blob.back).toBe(blob.sent)
     expect(await redisClient.quit()).toBe('OK')
   })
 

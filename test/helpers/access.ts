@@ -21,13 +21,7 @@ export async function startAccessTunnel(
   overrides: Partial<Config>,
   logger: MemoryLogger,
 ): Promise<AccessTunnel> {
-  const config: Config = {
-    ...DEFAULTS,
-    heartbeatMs: 0,
-    listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-    target: undefined,
-    ...overrides,
-  }
+  const config = daemonConfig(overrides)
   const access = await createAccessFromConfig(config, { logger })
   disposer.add(() => access?.close())
   const server = createTunnelServer(config, { logger, access })
@@ -35,6 +29,17 @@ export async function startAccessTunnel(
   disposer.add(() => server.close({ drainTimeoutMs: 0 }))
   const port = (server.address() as { port: number }).port
   return { server, access, port, url: `ws://127.0.0.1:${port}/` }
+}
+
+/** A daemon's config for tests: loopback, an ephemeral port, no heartbeat, no fixed target, then `overrides`. */
+export function daemonConfig(overrides: Partial<Config>): Config {
+  return {
+    ...DEFAULTS,
+    heartbeatMs: 0,
+    listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
+    target: undefined,
+    ...overrides,
+  }
 }
 
 /** Fails the test if any captured log line (message or any field) contains one of `secrets`. */

@@ -23,28 +23,7 @@ export async function makeCert(
   commonName: string,
   name = commonName,
 ): Promise<CertFiles> {
-  const cert = join(dir, `${name}.crt`)
-  const key = join(dir, `${name}.key`)
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    `/CN=${commonName}`,
-    '-addext',
-    'subjectAltName=IP:127.0.0.1,DNS:localhost',
-    '-keyout',
-    key,
-    '-out',
-    cert,
-  ])
-  return { cert, key, pem: await readFile(cert, 'utf8') }
+  return selfSigned(dir, name, `/CN=${commonName}`, ['subjectAltName=IP:127.0.0.1,DNS:localhost'])
 }
 
 /** Replaces `target`'s files by renaming `source`'s over them, as certificate renewal tools do. */
@@ -58,24 +37,33 @@ export async function installCert(
 
 /** A certificate authority (self-signed, CA:TRUE) that signs leaves with `makeLeaf`. */
 export async function makeCa(dir: string, name = 'ca'): Promise<CertFiles> {
+  return selfSigned(dir, name, `/CN=${name} test CA`, [
+    'basicConstraints=critical,CA:TRUE',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ])
+}
+
+/** openssl arguments for a new EC P-256 key, unencrypted. */
+const NEW_EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+
+/** A self-signed certificate valid for a day with the given extensions, as `<name>.crt` / `<name>.key`. */
+async function selfSigned(
+  dir: string,
+  name: string,
+  subject: string,
+  extensions: string[],
+): Promise<CertFiles> {
   const cert = join(dir, `${name}.crt`)
   const key = join(dir, `${name}.key`)
   await run('openssl', [
     'req',
     '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
+    ...NEW_EC_KEY,
     '-days',
     '1',
     '-subj',
-    `/CN=${name} test CA`,
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
+    subject,
+    ...extensions.flatMap((extension) => ['-addext', extension]),
     '-keyout',
     key,
     '-out',
@@ -106,11 +94,7 @@ export async function makeLeaf(
   await run('openssl', [
     'req',
     '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
+    ...NEW_EC_KEY,
     '-subj',
     `/CN=${commonName}`,
     '-keyout',

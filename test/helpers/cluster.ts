@@ -5,10 +5,11 @@
 import net, { type Socket } from 'node:net'
 import { once } from 'node:events'
 import { createAccessFromConfig } from '../../src/auth/from-config.js'
-import { DEFAULTS, type Config } from '../../src/config.js'
+import type { Config } from '../../src/config.js'
 import { createTunnelServer, type TunnelServer } from '../../src/server.js'
 import { attachState } from '../../src/state/from-config.js'
 import { createSharedState, type SharedState } from '../../src/state/redis-state.js'
+import { daemonConfig } from './access.js'
 import type { Disposer } from './disposer.js'
 import { freePort } from './tcp.js'
 import type { MemoryLogger } from './tunnel.js'
@@ -26,13 +27,7 @@ export async function startNode(
   logger: MemoryLogger,
   options: { prefix?: string; leaseMs?: number; waitForRedis?: boolean } = {},
 ): Promise<Node> {
-  const config: Config = {
-    ...DEFAULTS,
-    heartbeatMs: 0,
-    listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-    target: undefined,
-    ...overrides,
-  }
+  const config = daemonConfig(overrides)
   const state = createSharedState({
     url: redisUrl,
     prefix: options.prefix ?? 'test:',

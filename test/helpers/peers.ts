@@ -28,3 +28,25 @@ export async function pushRandom(
   }
   return digest
 }
+
+/**
+ * A target both ways at once: pushes `total` random bytes (pieces up to `maxChunk`) while hashing what it
+ * receives, and ends the socket only once `total` bytes have come in (a raw tunnel has no half-close).
+ */
+export async function pushAndReceive(
+  socket: Socket,
+  total: number,
+  maxChunk: number,
+): Promise<{ sent: Digest; got: Digest }> {
+  const got = new Digest()
+  const allIn = new Promise<void>((resolve) =>
+    socket.on('data', (chunk: Buffer) => {
+      got.update(chunk)
+      if (got.bytes >= total) resolve()
+    }),
+  )
+  const sent = await pushRandom(socket, total, maxChunk)
+  await allIn
+  socket.end()
+  return { sent, got }
+}

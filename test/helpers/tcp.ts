@@ -15,24 +15,50 @@ export interface TcpServer {
 }
 
 export async function startTcpServer(onSocket: (s: Socket) => void = () => {}): Promise<TcpServer> {
-  const sockets: Socket[] = []
-  const waiters = new Map<number, (s: Socket) => void>()
+  const list = acceptedList<Socket>()
   const server = net.createServer((socket) => {
     socket.on('error', () => {})
-    sockets.push(socket)
-    onSocket(socket)
-    waiters.get(sockets.length - 1)?.(socket)
+    list.add(socket, onSocket)
   })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
+  return { ...list, ...(await listenLoopback(server, '127.0.0.1', list.sockets)) }
+}
+
+/** The sockets a test server accepted, in order, and a way to wait for the `n`-th. */
+export interface AcceptedList<S> {
+  sockets: S[]
+  /** Records `socket`, hands it to `onSocket`, then wakes whoever waits for it. */
+  add(socket: S, onSocket: (socket: S) => void): void
+  accepted(n?: number): Promise<S>
+}
+
+export function acceptedList<S>(): AcceptedList<S> {
+  const sockets: S[] = []
+  const waiters = new Map<number, (s: S) => void>()
   return {
-    port: (server.address() as AddressInfo).port,
     sockets,
+    add(socket, onSocket) {
+      sockets.push(socket)
+      onSocket(socket)
+      waiters.get(sockets.length - 1)?.(socket)
+    },
     accepted(n = sockets.length) {
       const have = sockets[n]
       if (have) return Promise.resolve(have)
       return new Promise((resolve) => waiters.set(n, resolve))
     },
+  }
+}
+
+/** Listens on `host`, port 0; `close` destroys `sockets` and closes the server. */
+export async function listenLoopback(
+  server: net.Server,
+  host: string,
+  sockets: Socket[],
+): Promise<{ port: number; close(): Promise<void> }> {
+  server.listen(0, host)
+  await once(server, 'listening')
+  return {
+    port: (server.address() as AddressInfo).port,
     async close() {
       for (const s of sockets) s.destroy()
       await new Promise<void>((resolve) => server.close(() => resolve()))

@@ -3,9 +3,8 @@
  * optionally requiring a client certificate, handing each verified connection to the test (echo by
  * default). Handshake failures are counted, not thrown.
  */
-import { once } from 'node:events'
-import type { AddressInfo } from 'node:net'
 import tls, { type TLSSocket } from 'node:tls'
+import { acceptedList, listenLoopback } from './tcp.js'
 
 export interface TlsTarget {
   port: number
@@ -28,9 +27,8 @@ export interface TlsTargetOptions {
 }
 
 export async function startTlsTarget(options: TlsTargetOptions): Promise<TlsTarget> {
-  const sockets: TLSSocket[] = []
+  const list = acceptedList<TLSSocket>()
   const failures: string[] = []
-  const waiters = new Map<number, (s: TLSSocket) => void>()
   const server = tls.createServer(
     {
       cert: options.cert,
@@ -41,26 +39,10 @@ export async function startTlsTarget(options: TlsTargetOptions): Promise<TlsTarg
     },
     function tlsTargetOnSecure(socket) {
       socket.on('error', () => {})
-      sockets.push(socket)
-      ;(options.onSocket ?? ((s: TLSSocket) => s.pipe(s)))(socket)
-      waiters.get(sockets.length - 1)?.(socket)
+      list.add(socket, options.onSocket ?? ((s: TLSSocket) => s.pipe(s)))
     },
   )
   server.on('tlsClientError', (err: NodeJS.ErrnoException) => failures.push(err.code ?? 'error'))
-  server.listen(0, options.host ?? '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    port: (server.address() as AddressInfo).port,
-    sockets,
-    failures,
-    accepted(n = sockets.length) {
-      const have = sockets[n]
-      if (have) return Promise.resolve(have)
-      return new Promise((resolve) => waiters.set(n, resolve))
-    },
-    async close() {
-      for (const s of sockets) s.destroy()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    },
-  }
+  const listening = await listenLoopback(server, options.host ?? '127.0.0.1', list.sockets)
+  return { ...list, ...listening, failures }
 }

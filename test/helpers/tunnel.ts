@@ -6,7 +6,9 @@ import { createTunnelServer, type TunnelServer } from '../../src/server.js'
 import { DEFAULTS, type Config, type Target } from '../../src/config.js'
 import type { Logger } from '../../src/log.js'
 import type { Disposer } from './disposer.js'
-import { startEchoServer } from './tcp.js'
+import type { Socket } from 'node:net'
+import { startEchoServer, startTcpServer } from './tcp.js'
+import { openWs } from './ws.js'
 
 export function tcpTarget(port: number, host = '127.0.0.1'): Target {
   return { kind: 'tcp', host, port }
@@ -50,6 +52,23 @@ export async function startEchoTunnel(disposer: Disposer, overrides: Partial<Con
   const logger = memoryLogger()
   const server = await startTunnel(disposer, tcpTarget(echo.port), overrides, logger)
   return { echo, server, logger }
+}
+
+/**
+ * A TCP target behind a tunnel, with a memory logger, and one client connected through it: `ws` is the
+ * client, `socket` the target's side of that tunnel (`onSocket` sees it first, e.g. to pause it).
+ */
+export async function connectThroughTunnel(
+  disposer: Disposer,
+  onSocket?: (socket: Socket) => void,
+) {
+  const target = await startTcpServer(onSocket)
+  disposer.add(() => target.close())
+  const logger = memoryLogger()
+  const server = await startTunnel(disposer, tcpTarget(target.port), {}, logger)
+  const ws = await openWs(disposer, server.url())
+  const socket = await target.accepted(0)
+  return { target, logger, server, ws, socket }
 }
 
 /** A Logger that keeps every line, for assertions on what was logged and to wait for a line. */

@@ -9,7 +9,13 @@ import { tempDir } from '../helpers/tmp.js'
 import { Digest } from '../helpers/data.js'
 import { hashIncoming } from '../helpers/peers.js'
 import { freePort, startBlackhole, startTcpServer } from '../helpers/tcp.js'
-import { memoryLogger, startEchoTunnel, startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import {
+  connectThroughTunnel,
+  memoryLogger,
+  startEchoTunnel,
+  startTunnel,
+  tcpTarget,
+} from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 import { CloseCode } from '../../src/protocol.js'
 
@@ -42,12 +48,7 @@ describe('close semantics', () => {
   })
 
   it('target reset: close 1011 with the reason, logged once with the error code', async () => {
-    const target = await startTcpServer()
-    d.add(() => target.close())
-    const logger = memoryLogger()
-    const server = await startTunnel(d, tcpTarget(target.port), {}, logger)
-    const ws = await openWs(d, server.url())
-    const socket = await target.accepted(0)
+    const { logger, server, ws, socket } = await connectThroughTunnel(d)
     const wsClosed = closed(ws)
     socket.resetAndDestroy()
     const { code, reason } = await wsClosed
@@ -59,12 +60,7 @@ describe('close semantics', () => {
   })
 
   it('client close: bytes still in flight are flushed to the target, then its TCP connection ends', async () => {
-    const target = await startTcpServer((socket) => socket.pause())
-    d.add(() => target.close())
-    const logger = memoryLogger()
-    const server = await startTunnel(d, tcpTarget(target.port), {}, logger)
-    const ws = await openWs(d, server.url())
-    const socket = await target.accepted(0)
+    const { logger, server, ws, socket } = await connectThroughTunnel(d, (socket) => socket.pause())
     // More than the kernel buffers hold, in messages under the 4 MiB limit: the daemon must flush them.
     const payload = randomBytes(16 * MiB)
     for (let offset = 0; offset < payload.length; offset += 2 * MiB) {
@@ -88,12 +84,7 @@ describe('close semantics', () => {
   })
 
   it('client vanishes without a close frame: the target sees EOF and the tunnel is logged as 1006', async () => {
-    const target = await startTcpServer()
-    d.add(() => target.close())
-    const logger = memoryLogger()
-    const server = await startTunnel(d, tcpTarget(target.port), {}, logger)
-    const ws = await openWs(d, server.url())
-    const socket = await target.accepted(0)
+    const { logger, server, ws, socket } = await connectThroughTunnel(d)
     socket.resume()
     const ended = once(socket, 'end')
     ws.terminate()

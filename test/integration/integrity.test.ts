@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
-import { hashIncoming, pushRandom } from '../helpers/peers.js'
+import { hashIncoming, pushAndReceive, pushRandom } from '../helpers/peers.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed, openWs } from '../helpers/ws.js'
@@ -13,6 +13,27 @@ const MAX_MESSAGE = 1 * MiB
 
 const d = createDisposer()
 afterEach(() => d.run())
+
+/**
+ * A client tunnelled to a target that pushes `TOTAL` random bytes (messages up to `MAX_MESSAGE`), then
+ * ends the connection; `pushed` resolves with the digest of what the target sent.
+ */
+async function tunnelFromPushingTarget(): Promise<{
+  ws: WebSocket
+  pushed: () => Promise<Digest>
+}> {
+  let pushed: Promise<Digest> | undefined
+  const target = await startTcpServer((socket) => {
+    pushed = pushRandom(socket, TOTAL, MAX_MESSAGE).then((digest) => {
+      socket.end()
+      return digest
+    })
+  })
+  d.add(() => target.close())
+  const server = await startTunnel(d, tcpTarget(target.port))
+  const ws = await openWs(d, server.url())
+  return { ws, pushed: () => pushed! }
+}
 
 function hashMessages(ws: WebSocket): Digest {
   const digest = new Digest()
@@ -55,42 +76,24 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
   })
 
   it('target → client: 64 MiB arrive intact before the close 1000 that follows the target EOF', async () => {
-    let pushed: Promise<Digest> | undefined
-    const target = await startTcpServer((socket) => {
-      pushed = pushRandom(socket, TOTAL, MAX_MESSAGE).then((digest) => {
-        socket.end()
-        return digest
-      })
-    })
-    d.add(() => target.close())
-    const server = await startTunnel(d, tcpTarget(target.port))
-    const ws = await openWs(d, server.url())
+    const { ws, pushed } = await tunnelFromPushingTarget()
     const received = hashMessages(ws)
     const { code, reason } = await closed(ws)
 
     expect(code).toBe(1000)
     expect(reason).toBe('target closed the connection')
-    const sent = await pushed!
+    const sent = await pushed()
     expect(received.bytes).toBe(TOTAL)
     expect(received.hex()).toBe(sent.hex())
   })
 
   it('target → client with a client that keeps stalling: 64 MiB intact (reads reuse one buffer only while ws queues nothing)', async () => {
-    let pushed: Promise<Digest> | undefined
-    const target = await startTcpServer((socket) => {
-      pushed = pushRandom(socket, TOTAL, MAX_MESSAGE).then((digest) => {
-        socket.end()
-        return digest
-      })
-    })
-    d.add(() => target.close())
-    const server = await startTunnel(d, tcpTarget(target.port))
-    const ws = await openWs(d, server.url())
+    const { ws, pushed } = await tunnelFromPushingTarget()
     const received = stallingReader(ws)
     const { code } = await closed(ws)
 
     expect(code).toBe(1000)
-    const sent = await pushed!
+    const sent = await pushed()
     expect(received.bytes).toBe(TOTAL)
     expect(received.hex()).toBe(sent.hex())
   })
@@ -126,19 +129,7 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
   it('both ways at once: 64 MiB each way, concurrently, intact', async () => {
     let targetDone: Promise<{ sent: Digest; got: Digest }> | undefined
     const target = await startTcpServer((socket) => {
-      const got = new Digest()
-      const allIn = new Promise<void>((resolve) =>
-        socket.on('data', (chunk: Buffer) => {
-          got.update(chunk)
-          if (got.bytes >= TOTAL) resolve()
-        }),
-      )
-      targetDone = (async () => {
-        const sent = await pushRandom(socket, TOTAL, MAX_MESSAGE)
-        await allIn
-        socket.end() // only once the client's bytes are all in: a raw tunnel has no half-close
-        return { sent, got }
-      })()
+      targetDone = pushAndReceive(socket, TOTAL, MAX_MESSAGE)
     })
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port))

@@ -14,7 +14,7 @@ import { DEFAULTS, type Config } from '../../src/config.js'
 import { createReloader, type Reloader } from '../../src/reload.js'
 import { createTunnelServer, type TunnelServer } from '../../src/server.js'
 import { parseRoutes } from '../../src/targets/routes.js'
-import { mintToken } from '../../src/token.js'
+import { singleUseToken } from '../helpers/jwt.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
@@ -237,17 +237,7 @@ describe('config reload in process', () => {
         },
       )
     const { reloader, url } = await startReloadable(config(0), () => config(60_000))
-    const token = await mintToken({
-      keyFile,
-      target: `127.0.0.1:${a}`,
-      ttlSeconds: 60,
-      singleUse: true,
-      maxConnections: undefined,
-      maxBytes: undefined,
-      idleTimeoutSeconds: undefined,
-      audience: undefined,
-      issuer: undefined,
-    })
+    const token = await singleUseToken(keyFile, `127.0.0.1:${a}`)
     expect(await echoOnce(await openWs(d, `${url}?token=${token}`), 'once')).toBe('once')
     expect((await reloader.reload()).ok).toBe(true)
     expect((await connectAndClose(`${url}?token=${token}`)).code).toBe(4401)

@@ -19,7 +19,7 @@ import { memoryLogger } from '../helpers/tunnel.js'
 import { tempDir } from '../helpers/tmp.js'
 import { createAdminServer } from '../../src/admin.js'
 import { createMetrics } from '../../src/metrics.js'
-import { mintToken } from '../../src/token.js'
+import { singleUseToken } from '../helpers/jwt.js'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
@@ -176,17 +176,7 @@ describe('shared state in Redis', () => {
     const logger = memoryLogger()
     const a = await startNode(d, redisUrl, config, logger, { prefix: 'jti1:' })
     const b = await startNode(d, redisUrl, config, logger, { prefix: 'jti1:' })
-    const token = await mintToken({
-      keyFile,
-      target: `127.0.0.1:${echo.port}`,
-      ttlSeconds: 60,
-      singleUse: true,
-      maxConnections: undefined,
-      maxBytes: undefined,
-      idleTimeoutSeconds: undefined,
-      audience: undefined,
-      issuer: undefined,
-    })
+    const token = await singleUseToken(keyFile, `127.0.0.1:${echo.port}`)
     const first = await echoingTunnel(`${a.url}?token=${token}`)
     expect(first).toBeDefined()
     expect(await connectAndClose(`${b.url}?token=${token}`)).toMatchObject({ code: 4401 })

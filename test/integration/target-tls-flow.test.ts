@@ -42,25 +42,35 @@ async function tlsTunnel(onSocket: TlsTargetOptions['onSocket'], overrides: Part
   return { target, server }
 }
 
+/**
+ * The most bytes the daemon held, sampled at every backpressure event (and at each `sample()`);
+ * `firstPause` resolves at the first pause.
+ */
+function watchHeldBytes(server: { stats(): { heldBytes: number } }) {
+  let max = 0
+  let paused: () => void = () => {}
+  const firstPause = new Promise<void>((resolve) => (paused = resolve))
+  const sample = (): void => {
+    max = Math.max(max, server.stats().heldBytes)
+  }
+  const onEvent = (message: unknown) => {
+    sample()
+    if ((message as BackpressureEvent).paused) paused()
+  }
+  subscribe('gangway:tunnel:backpressure', onEvent)
+  d.add(() => unsubscribe('gangway:tunnel:backpressure', onEvent))
+  return { firstPause, sample, max: () => max }
+}
+
 describe('tls:// targets: flow control and ends', () => {
   it('a TLS target that does not read: the daemon holds less than the high-water mark, and every byte arrives once it reads', async () => {
     const pushedBytes = 64 * MiB
     const { target, server } = await tlsTunnel((socket) => socket.pause(), {
       highWaterMarkBytes: MiB,
     })
-    let max = 0
-    let paused: () => void = () => {}
-    const firstPause = new Promise<void>((resolve) => (paused = resolve))
-    const onEvent = (message: unknown) => {
-      max = Math.max(max, server.stats().heldBytes)
-      if ((message as BackpressureEvent).paused) paused()
-    }
-    subscribe('gangway:tunnel:backpressure', onEvent)
-    const sampler = setInterval(() => (max = Math.max(max, server.stats().heldBytes)), 5)
-    d.add(() => {
-      clearInterval(sampler)
-      unsubscribe('gangway:tunnel:backpressure', onEvent)
-    })
+    const held = watchHeldBytes(server)
+    const sampler = setInterval(held.sample, 5)
+    d.add(() => clearInterval(sampler))
     const ws = await openWs(d, server.url())
     const far = await target.accepted(0)
     const sent = new Digest()
@@ -70,7 +80,7 @@ describe('tls:// targets: flow control and ends', () => {
       sent.update(chunk)
       ws.send(chunk)
     }
-    await firstPause
+    await held.firstPause
     expect(ws.bufferedAmount).toBeGreaterThan(32 * MiB) // the pressure reached the client
     const received = hashIncoming(far)
     far.resume()
@@ -80,7 +90,7 @@ describe('tls:// targets: flow control and ends', () => {
     expect(got.bytes).toBe(pushedBytes)
     expect(got.hex()).toBe(sent.hex())
     expect((await wsClosed).code).toBe(1000)
-    expect(max).toBeLessThan(MiB)
+    expect(held.max()).toBeLessThan(MiB)
   })
 
   it('a client that does not read: the TLS target is paused at the high-water mark, and every byte arrives', async () => {
@@ -95,15 +105,7 @@ describe('tls:// targets: flow control and ends', () => {
       },
       { highWaterMarkBytes: MiB },
     )
-    let max = 0
-    let paused: () => void = () => {}
-    const firstPause = new Promise<void>((resolve) => (paused = resolve))
-    const onEvent = (message: unknown) => {
-      max = Math.max(max, server.stats().heldBytes)
-      if ((message as BackpressureEvent).paused) paused()
-    }
-    subscribe('gangway:tunnel:backpressure', onEvent)
-    d.add(() => unsubscribe('gangway:tunnel:backpressure', onEvent))
+    const held = watchHeldBytes(server)
     const ws = new WebSocket(server.url(), { perMessageDeflate: false })
     d.add(() => ws.terminate())
     const received = new Digest()
@@ -111,13 +113,13 @@ describe('tls:// targets: flow control and ends', () => {
     const wsClosed = closed(ws)
     await once(ws, 'open')
     ws.pause() // the browser that never reads
-    await firstPause
+    await held.firstPause
     ws.resume()
     expect((await wsClosed).code).toBe(1000)
     const sent = await pushed!
     expect(received.bytes).toBe(pushedBytes)
     expect(received.hex()).toBe(sent.hex())
-    expect(max).toBeLessThanOrEqual(MiB + 128 * KiB)
+    expect(held.max()).toBeLessThanOrEqual(MiB + 128 * KiB)
   })
 
   it('the client closes first: the TLS target reads every byte, then a clean end', async () => {

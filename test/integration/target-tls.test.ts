@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { makeCa, makeCert, makeLeaf, type CertFiles } from '../helpers/certs.js'
 import { Digest, randomChunks, sendChunks } from '../helpers/data.js'
-import { pushRandom } from '../helpers/peers.js'
+import { pushAndReceive } from '../helpers/peers.js'
 import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { startTlsTarget } from '../helpers/tls-target.js'
 import { memoryLogger, startTunnel } from '../helpers/tunnel.js'
@@ -62,6 +62,20 @@ function hashMessages(ws: WebSocket): Digest {
   return digest
 }
 
+/** Route `db` (token `route-token-0123456789`) to tls://127.0.0.1:`port`, verified as db.example.net. */
+function servernameRoute(port: number) {
+  return parseRoutes(
+    {
+      db: {
+        target: `tls://127.0.0.1:${port}`,
+        tokens: ['route-token-0123456789'],
+        tls: { ca: ca.cert, servername: 'db.example.net' },
+      },
+    },
+    'routes',
+  )
+}
+
 describe('tls:// targets', () => {
   for (const host of ['127.0.0.1', '::1']) {
     it(`relays 16 MiB each way, byte-exact, to a CA-verified target on ${host}`, async () => {
@@ -71,19 +85,7 @@ describe('tls:// targets', () => {
         key: await readKey(server),
         host,
         onSocket(socket) {
-          const got = new Digest()
-          const allIn = new Promise<void>((resolve) =>
-            socket.on('data', (chunk: Buffer) => {
-              got.update(chunk)
-              if (got.bytes >= TOTAL) resolve()
-            }),
-          )
-          targetDone = (async () => {
-            const sent = await pushRandom(socket, TOTAL, MiB)
-            await allIn
-            socket.end()
-            return { sent, got }
-          })()
+          targetDone = pushAndReceive(socket, TOTAL, MiB)
         },
       })
       d.add(() => target.close())
@@ -142,16 +144,7 @@ describe('tls:// targets', () => {
   it('refuses a target whose certificate does not name the route’s servername', async () => {
     const target = await echoTarget()
     const logger = memoryLogger()
-    const routes = parseRoutes(
-      {
-        db: {
-          target: `tls://127.0.0.1:${target.port}`,
-          tokens: ['route-token-0123456789'],
-          tls: { ca: ca.cert, servername: 'db.example.net' },
-        },
-      },
-      'routes',
-    )
+    const routes = servernameRoute(target.port)
     const tunnel = await startAccessTunnel(d, { routes }, logger)
     const result = await connectAndClose(`${tunnel.url}?token=route-token-0123456789`)
     expect(result).toMatchObject({
@@ -174,16 +167,7 @@ describe('tls:// targets', () => {
       },
     })
     d.add(() => target.close())
-    const routes = parseRoutes(
-      {
-        db: {
-          target: `tls://127.0.0.1:${target.port}`,
-          tokens: ['route-token-0123456789'],
-          tls: { ca: ca.cert, servername: 'db.example.net' },
-        },
-      },
-      'routes',
-    )
+    const routes = servernameRoute(target.port)
     const tunnel = await startAccessTunnel(d, { routes }, memoryLogger())
     const ws = await openWs(d, `${tunnel.url}?token=route-token-0123456789`)
     ws.send(Buffer.from('ping'))

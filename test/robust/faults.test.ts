@@ -15,7 +15,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { Digest } from '../helpers/data.js'
 import { makeCert } from '../helpers/certs.js'
 import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
-import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { connectThroughTunnel, memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed, openWs } from '../helpers/ws.js'
 import { portOf, spawnGangway } from '../cli/gangway-process.js'
 import { scale } from './scale.js'
@@ -74,12 +74,7 @@ describe('target faults', () => {
 
 describe('client faults', () => {
   it('a client that vanishes mid-upload: the target gets what arrived, then EOF; logged as 1006', async () => {
-    const target = await startTcpServer()
-    d.add(() => target.close())
-    const logger = memoryLogger()
-    const server = await startTunnel(d, tcpTarget(target.port), {}, logger)
-    const ws = await openWs(d, server.url())
-    const socket = await target.accepted(0)
+    const { logger, ws, socket } = await connectThroughTunnel(d)
     let received = 0
     socket.on('data', (c: Buffer) => (received += c.length))
     const ended = once(socket, 'end')

@@ -1,9 +1,14 @@
 // Gangway status page: polls the admin API once a second with the admin token (kept in sessionStorage,
 // never in the URL) and renders the live tunnels; "Close" asks the daemon to close one tunnel (4410).
+// With shared state (--state-redis), "Revoke token" revokes the token of a tunnel on every node, after a
+// confirmation; the page only ever handles the token's fingerprint, never a token.
 const POLL_MS = 1000
 const $ = (id) => document.getElementById(id)
 let token = sessionStorage.getItem('gangway-admin-token') ?? ''
 let timer
+let sharedState = false
+/** The fingerprint the confirmation dialog is asking about. */
+let pendingRevoke
 
 $('login').addEventListener('submit', (event) => {
   event.preventDefault()
@@ -13,12 +18,60 @@ $('login').addEventListener('submit', (event) => {
 })
 
 $('tunnels').addEventListener('click', async (event) => {
+  const revoke = event.target.closest('button[data-fingerprint]')
+  if (revoke) {
+    askRevoke(revoke.dataset.fingerprint)
+    return
+  }
   const button = event.target.closest('button[data-id]')
   if (!button) return
   button.disabled = true
   await fetch(`/api/tunnels/${button.dataset.id}/close`, { method: 'POST', headers: auth() })
   refresh()
 })
+
+/** Revoking is not undone by a click: the operator confirms in a modal dialog first. */
+function askRevoke(print) {
+  pendingRevoke = print
+  $('confirm-text').textContent =
+    `Revoke token ${print}? Its tunnels on every node close now (4410) and the token is refused ` +
+    'from then on, until the revocation expires.'
+  const dialog = $('confirm-revoke')
+  dialog.returnValue = ''
+  dialog.showModal()
+}
+
+$('confirm-revoke').addEventListener('close', () => {
+  const print = pendingRevoke
+  pendingRevoke = undefined
+  if ($('confirm-revoke').returnValue === 'revoke' && print) void revokeToken(print)
+})
+
+async function revokeToken(print) {
+  try {
+    const res = await fetch('/api/revoke', {
+      method: 'POST',
+      headers: { ...auth(), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ fingerprint: print }),
+    })
+    const body = await res.json().catch(() => ({}))
+    if (res.ok) {
+      const until = body.ttl === 0 ? 'for good' : `for ${body.ttl} s`
+      outcome(`Token ${body.revoked} revoked ${until}; ${body.notified} process(es) notified.`)
+    } else {
+      outcome(`Revoking token ${print} failed (${res.status}): ${body.error ?? 'no answer'}`, true)
+    }
+  } catch {
+    outcome(`Revoking token ${print} failed: the daemon does not answer.`, true)
+  }
+  refresh()
+}
+
+function outcome(text, bad = false) {
+  $('outcome').textContent = text
+  $('outcome').className = bad ? 'bad' : ''
+  $('outcome').hidden = false
+}
 
 function auth() {
   return { Authorization: `Bearer ${token}` }
@@ -34,6 +87,7 @@ async function refresh() {
       return // stop polling until a new token is entered
     }
     const data = await res.json()
+    sharedState = data.sharedState === true
     render(data)
     state(
       `${data.draining ? 'Draining' : 'Live'}: ${data.tunnels.length} tunnel(s) open, updated ${new Date(data.now).toLocaleTimeString()}`,
@@ -64,6 +118,7 @@ function render({ now, tunnels, routes }) {
       ],
       4,
       t.id,
+      sharedState ? t.token : undefined,
     ),
   )
   replace($('tunnels'), rows, 8)
@@ -74,7 +129,7 @@ function render({ now, tunnels, routes }) {
 }
 
 /** A table row; cells from index `numericFrom` on are right-aligned numbers. */
-function row(cells, numericFrom, closeId) {
+function row(cells, numericFrom, closeId, revokeFingerprint) {
   const tr = document.createElement('tr')
   cells.forEach((value, i) => {
     const td = document.createElement('td')
@@ -89,6 +144,14 @@ function row(cells, numericFrom, closeId) {
     button.dataset.id = String(closeId)
     button.textContent = 'Close'
     td.append(button)
+    if (revokeFingerprint) {
+      const revoke = document.createElement('button')
+      revoke.className = 'revoke'
+      revoke.dataset.fingerprint = revokeFingerprint
+      revoke.title = `Revoke token ${revokeFingerprint} on every node`
+      revoke.textContent = 'Revoke token'
+      td.append(revoke)
+    }
     tr.append(td)
   }
   return tr
