@@ -8,10 +8,18 @@ import type { Disposer } from './disposer.js'
 export async function openWs(
   disposer: Disposer,
   url: string,
-  options: WebSocket.ClientOptions & { protocols?: string | string[] } = {},
+  options: WebSocket.ClientOptions & {
+    protocols?: string | string[]
+    /**
+     * Called before the handshake completes: listen here for a target that speaks first. Its first bytes
+     * can arrive with the 101, and ws emits them before a caller awaiting `open` can add a listener.
+     */
+    beforeOpen?: (ws: WebSocket) => void
+  } = {},
 ): Promise<WebSocket> {
-  const { protocols, ...rest } = options
+  const { protocols, beforeOpen, ...rest } = options
   const ws = new WebSocket(url, protocols, { perMessageDeflate: false, ...rest })
+  beforeOpen?.(ws)
   disposer.add(() => ws.terminate())
   ws.on('error', () => {})
   await once(ws, 'open')

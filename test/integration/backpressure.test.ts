@@ -37,6 +37,11 @@ async function trickle(socket: Socket, total: number, size: number): Promise<Dig
   return digest
 }
 
+/** Hashes every message of `ws` into `digest` (attached before the handshake completes). */
+function hashInto(ws: WebSocket, digest: Digest): void {
+  ws.on('message', (data: Buffer) => digest.update(data))
+}
+
 function watchHeldBytes(server: TunnelServer) {
   let max = 0
   let pauses = 0
@@ -114,14 +119,13 @@ describe('backpressure keeps the daemon’s memory bounded', () => {
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port), { highWaterMarkBytes: HIGH_WATER })
     const held = watchHeldBytes(server)
-    const ws = await openWs(d, server.url())
+    const received = new Digest()
+    const ws = await openWs(d, server.url(), { beforeOpen: (w) => void hashInto(w, received) })
     ws.pause() // stop reading the socket: the browser that never reads
 
     await held.firstPause()
     expect(server.stats().heldBytes).toBeLessThanOrEqual(HIGH_WATER + 128 * KiB)
 
-    const received = new Digest()
-    ws.on('message', (data: Buffer) => received.update(data))
     const wsClosed = closed(ws)
     ws.resume()
     expect((await wsClosed).code).toBe(1000)
@@ -173,11 +177,10 @@ describe('backpressure keeps the daemon’s memory bounded', () => {
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port), { highWaterMarkBytes: 64 * KiB })
     const held = watchHeldBytes(server)
-    const ws = await openWs(d, server.url())
+    const received = new Digest()
+    const ws = await openWs(d, server.url(), { beforeOpen: (w) => void hashInto(w, received) })
     ws.pause()
     await held.firstPause()
-    const received = new Digest()
-    ws.on('message', (data: Buffer) => received.update(data))
     ws.resume()
     await once(ws, 'close')
     expect(received.hex()).toBe((await pushed!).hex())

@@ -33,10 +33,11 @@ describe('close semantics', () => {
     const target = await startTcpServer((socket) => socket.end(payload))
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port))
-    const ws = await openWs(d, server.url())
-    ws.pause() // let the daemon queue data up before the EOF is seen
     const got = new Digest()
-    ws.on('message', (m: Buffer) => got.update(m))
+    const ws = await openWs(d, server.url(), {
+      beforeOpen: (w) => void w.on('message', (m: Buffer) => got.update(m)),
+    })
+    ws.pause() // let the daemon queue data up before the EOF is seen
     const wsClosed = closed(ws)
     ws.resume()
     const { code, reason } = await wsClosed

@@ -18,8 +18,9 @@ afterEach(() => d.run())
  * A client tunnelled to a target that pushes `TOTAL` random bytes (messages up to `MAX_MESSAGE`), then
  * ends the connection; `pushed` resolves with the digest of what the target sent.
  */
-async function tunnelFromPushingTarget(): Promise<{
+async function tunnelFromPushingTarget(listen: (ws: WebSocket) => Digest): Promise<{
   ws: WebSocket
+  received: Digest
   pushed: () => Promise<Digest>
 }> {
   let pushed: Promise<Digest> | undefined
@@ -31,8 +32,9 @@ async function tunnelFromPushingTarget(): Promise<{
   })
   d.add(() => target.close())
   const server = await startTunnel(d, tcpTarget(target.port))
-  const ws = await openWs(d, server.url())
-  return { ws, pushed: () => pushed! }
+  let received: Digest | undefined
+  const ws = await openWs(d, server.url(), { beforeOpen: (w) => (received = listen(w)) })
+  return { ws, received: received!, pushed: () => pushed! }
 }
 
 function hashMessages(ws: WebSocket): Digest {
@@ -76,8 +78,7 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
   })
 
   it('target → client: 64 MiB arrive intact before the close 1000 that follows the target EOF', async () => {
-    const { ws, pushed } = await tunnelFromPushingTarget()
-    const received = hashMessages(ws)
+    const { ws, received, pushed } = await tunnelFromPushingTarget(hashMessages)
     const { code, reason } = await closed(ws)
 
     expect(code).toBe(1000)
@@ -88,8 +89,7 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
   })
 
   it('target → client with a client that keeps stalling: 64 MiB intact (reads reuse one buffer only while ws queues nothing)', async () => {
-    const { ws, pushed } = await tunnelFromPushingTarget()
-    const received = stallingReader(ws)
+    const { ws, received, pushed } = await tunnelFromPushingTarget(stallingReader)
     const { code } = await closed(ws)
 
     expect(code).toBe(1000)
@@ -113,8 +113,11 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
     const server = await startTunnel(d, tcpTarget(target.port))
     const tunnels = await Promise.all(
       Array.from({ length: 32 }, async () => {
-        const ws = await openWs(d, server.url())
-        return { received: stallingReader(ws), done: closed(ws) }
+        let received: Digest | undefined
+        const ws = await openWs(d, server.url(), {
+          beforeOpen: (w) => (received = stallingReader(w)),
+        })
+        return { received: received!, done: closed(ws) }
       }),
     )
     await Promise.all(tunnels.map((t) => t.done))
@@ -133,8 +136,8 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
     })
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port))
-    const ws = await openWs(d, server.url())
-    const received = hashMessages(ws)
+    let received: Digest | undefined
+    const ws = await openWs(d, server.url(), { beforeOpen: (w) => (received = hashMessages(w)) })
     const wsClosed = closed(ws)
 
     const sentByClient = await sendChunks(ws, randomChunks(TOTAL, MAX_MESSAGE))
@@ -143,7 +146,7 @@ describe('byte-exact relay (SHA-256 over random data, message sizes 1 B to 1 MiB
 
     expect(gotByTarget.bytes).toBe(TOTAL)
     expect(gotByTarget.hex()).toBe(sentByClient.hex())
-    expect(received.bytes).toBe(TOTAL)
-    expect(received.hex()).toBe(sentByTarget.hex())
+    expect(received!.bytes).toBe(TOTAL)
+    expect(received!.hex()).toBe(sentByTarget.hex())
   })
 })
