@@ -5,11 +5,10 @@
  * never settled with `connectTimeout: 0`. Now both reject with a `NETWORK` TunnelError naming the cause.
  * Runs in a child process, as a user's program would (an unhandled rejection kills it).
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDisposer } from '../helpers/disposer.js'
+import { runModule } from '../helpers/node-program.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -28,16 +27,7 @@ console.log(/protocol/.test(closed.reason?.reason ?? ''))
 
 describe('regression: connect() when the WebSocket class throws', () => {
   it('rejects opened and closed with NETWORK instead of an unhandled rejection', async () => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', PROGRAM], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    d.add(() => void child.kill())
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const [code] = (await once(child, 'exit')) as [number | null]
+    const { code, stdout, stderr } = await runModule(d, PROGRAM, [], root)
     expect(stderr).toBe('')
     expect(stdout.trim().split('\n')).toEqual(['rejected NETWORK rejected NETWORK', 'true'])
     expect(code).toBe(0)

@@ -6,11 +6,10 @@
  * `--unhandled-rejections=throw` killed the whole process. The error is reported by the `error` and
  * `close` events only now. The facade runs in a child process here, exactly as a user's program would.
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createDisposer } from '../helpers/disposer.js'
+import { runModule } from '../helpers/node-program.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 
@@ -40,16 +39,7 @@ describe('regression: TunnelWebSocket when an open tunnel fails', () => {
     })
     d.add(() => target.close())
     const server = await startTunnel(d, tcpTarget(target.port))
-    const child = spawn(process.execPath, ['--input-type=module', '-e', PROGRAM, server.url()], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    d.add(() => void child.kill())
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const [code] = (await once(child, 'exit')) as [number | null]
+    const { code, stdout, stderr } = await runModule(d, PROGRAM, [server.url()], root)
     expect(stderr).toBe('')
     expect(stdout.trim()).toBe('close 1011')
     expect(code).toBe(0)

@@ -6,12 +6,11 @@
  * connect timeout). Now a text frame that is not a control message fails the socket with `BAD_MESSAGE`.
  * The client runs in a child process, as a user's program would.
  */
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { SUBPROTOCOL_V1 } from '../../src/protocol.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { runModule } from '../helpers/node-program.js'
 import { startWsServer } from '../helpers/shim.js'
 
 const d = createDisposer()
@@ -31,16 +30,7 @@ console.log(opened.status, opened.reason?.code, closed.status, closed.reason?.co
 describe('regression: a v1 text frame that is not a control message', () => {
   it('fails the socket with BAD_MESSAGE instead of an uncaught exception', async () => {
     const url = await startWsServer(d, (ws) => ws.send('hello, not JSON'), SUBPROTOCOL_V1)
-    const child = spawn(process.execPath, ['--input-type=module', '-e', PROGRAM, url], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    d.add(() => void child.kill())
-    let stdout = ''
-    let stderr = ''
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
-    const [code] = (await once(child, 'exit')) as [number | null]
+    const { code, stdout, stderr } = await runModule(d, PROGRAM, [url], root)
     expect(stderr).toBe('')
     expect(stdout.trim()).toBe('rejected BAD_MESSAGE rejected BAD_MESSAGE')
     expect(code).toBe(0)
