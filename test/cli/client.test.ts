@@ -3,12 +3,12 @@ import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { freePort, startEchoServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget, memoryLogger } from '../helpers/tunnel.js'
 import { startAccessTunnel } from '../helpers/access.js'
 import { startPostgres, startRedis } from '../helpers/containers.js'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { BIN, portOf, spawnGangway } from './gangway-process.js'
@@ -92,8 +92,7 @@ describe('gangway client --stdio', () => {
 
 describe('gangway client over wss:', () => {
   it('trusts the gateway with --ca, explains an untrusted certificate, and --insecure skips the check', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gangway-client-tls-'))
-    d.add(() => rm(dir, { recursive: true, force: true }))
+    const dir = await tempDir(d, 'gangway-client-tls-')
     const cert = await makeCert(dir, 'gateway')
     const echo = await startEchoServer()
     d.add(() => echo.close())
@@ -158,8 +157,7 @@ describe('gangway client --listen', () => {
     const server = await startTunnel(d, tcpTarget(pg.port, pg.host))
     const { proc, listening } = await startClientListener(server.url())
     const port = portOf(listening['listen'])
-    const dir = await mkdtemp(join(tmpdir(), 'gangway-psql-'))
-    d.add(() => rm(dir, { recursive: true, force: true }))
+    const dir = await tempDir(d, 'gangway-psql-')
     // ~50 MB of CSV: an id and a random hex payload per row.
     const rows: string[] = []
     for (let i = 0; i < 210_000; i++) rows.push(`${i},${randomBytes(120).toString('hex')}`)

@@ -1,9 +1,9 @@
-import { access, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { main } from '../../src/cli.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 
 const disposer = createDisposer()
 afterEach(() => disposer.run())
@@ -23,8 +23,7 @@ function listenerAdded(event: string): Promise<void> {
 
 describe('main() in-process', () => {
   it('drains on SIGTERM, resolves 0 and leaves no signal listeners behind', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gangway-main-'))
-    disposer.add(() => rm(dir, { recursive: true, force: true }))
+    const dir = await tempDir(disposer, 'gangway-main-')
     const socket = join(dir, 'g.sock')
     const before = { term: process.listenerCount('SIGTERM'), int: process.listenerCount('SIGINT') }
 

@@ -1,8 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { makeCert } from '../helpers/certs.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { openWs } from '../helpers/ws.js'
@@ -68,8 +66,7 @@ describe('gangway --cert/--key/--admin', () => {
   })
 
   it('reloads the certificate on SIGHUP', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gangway-cli-tls-'))
-    d.add(() => rm(dir, { recursive: true, force: true }))
+    const dir = await tempDir(d, 'gangway-cli-tls-')
     const cert = await makeCert(dir, 'cli')
     const proc = spawnGangway(d, [
       '--log-format',

@@ -1,10 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import net from 'node:net'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { closed, openWs } from '../helpers/ws.js'
 import { childPids, portOf, runGangway, spawnGangway, type LogRecord } from './gangway-process.js'
@@ -25,8 +25,7 @@ function isAlive(pid: number): boolean {
 }
 
 async function startWorkers(extra: string[] = []) {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-workers-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(d, 'gangway-workers-')
   await writeFile(join(dir, 'token'), TOKEN)
   const echo = await startEchoServer()
   d.add(() => echo.close())

@@ -2,12 +2,12 @@
  * noVNC, unmodified, in Chromium, through TunnelWebSocket and a real daemon to a real Xvnc: the RFB
  * handshake completes and the remote desktop (the stipple root window) is drawn on noVNC's canvas.
  */
-import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cp, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { launchBrowser } from '../helpers/browser.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { startXvnc } from '../helpers/xvnc.js'
 
@@ -50,8 +50,7 @@ describe('noVNC through the shim', () => {
   it('connects to a real Xvnc and draws its desktop', async () => {
     const vnc = await startXvnc()
     d.add(() => vnc.close())
-    const root = await mkdtemp(join(tmpdir(), 'gangway-novnc-'))
-    d.add(() => rm(root, { recursive: true, force: true }))
+    const root = await tempDir(d, 'gangway-novnc-')
     await cp(join(NOVNC, 'core'), join(root, 'novnc/core'), { recursive: true })
     await cp(join(NOVNC, 'vendor'), join(root, 'novnc/vendor'), { recursive: true })
     await writeFile(join(root, 'index.html'), PAGE)

@@ -1,7 +1,6 @@
 import http from 'node:http'
 import { once } from 'node:events'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { exportJWK, exportPKCS8, exportSPKI, generateKeyPair, SignJWT, type JWTPayload } from 'jose'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -9,6 +8,7 @@ import { jwtTokens } from '../../src/targets/jwt.js'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { connectAndClose, openWs } from '../helpers/ws.js'
@@ -22,8 +22,7 @@ const req = {} as never
 const nowS = () => Math.floor(Date.now() / 1000)
 
 async function tempFile(name: string, content: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-jwt-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(d, 'gangway-jwt-')
   const file = join(dir, name)
   await writeFile(file, content)
   return file

@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -7,6 +6,7 @@ import { dial } from '../../src/dial.js'
 import { createTargetPolicy } from '../../src/targets/policy.js'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { connectAndClose, openWs } from '../helpers/ws.js'
@@ -21,8 +21,7 @@ async function echo(): Promise<{ port: number; sockets: unknown[] }> {
 }
 
 async function tokenDirWith(entries: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'gangway-policy-'))
-  d.add(() => rm(dir, { recursive: true, force: true }))
+  const dir = await tempDir(d, 'gangway-policy-')
   for (const [token, target] of Object.entries(entries)) await writeFile(join(dir, token), target)
   return dir
 }

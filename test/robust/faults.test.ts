@@ -6,12 +6,10 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
+import { tempDir } from '../helpers/tmp.js'
 import { Digest } from '../helpers/data.js'
 import { makeCert } from '../helpers/certs.js'
 import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
@@ -89,8 +87,7 @@ describe('client faults', () => {
 
 describe('SIGHUP under load', () => {
   it('certificate reloads during live transfers lose no byte', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gangway-robust-'))
-    d.add(() => rm(dir, { recursive: true, force: true }))
+    const dir = await tempDir(d, 'gangway-robust-')
     const cert = await makeCert(dir, 'robust')
     const echo = await startEchoServer()
     d.add(() => echo.close())

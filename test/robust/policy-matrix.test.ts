@@ -14,10 +14,10 @@ import net, { type AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createAccessFromConfig } from '../../src/auth/from-config.js'
-import { DEFAULTS, type Config } from '../../src/config.js'
+import type { Config } from '../../src/config.js'
 import { TunnelError } from '../../src/errors.js'
 import { createTargetPolicy } from '../../src/targets/policy.js'
-import { startAccessTunnel } from '../helpers/access.js'
+import { daemonConfig, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
@@ -98,23 +98,13 @@ const NAMES: Record<string, string[]> = {
   'v6loop.test': ['::1'],
 }
 
-function config(overrides: Partial<Config>): Config {
-  return {
-    ...DEFAULTS,
-    heartbeatMs: 0,
-    listen: { kind: 'tcp', host: '127.0.0.1', port: 0 },
-    target: undefined,
-    ...overrides,
-  }
-}
-
 describe('target policy attempt matrix: the gate and the policy (nothing is dialled)', () => {
   it('every denied form is refused with 4403, client-named or in a JWT; allowed counterparts pass', async () => {
     const dir = await tempDir(d, 'gangway-matrix-')
     await writeFile(join(dir, 'secret'), SECRET)
     const gate = async (overrides: Partial<Config>) => {
       const access = await createAccessFromConfig(
-        config({ allow: ['*'], maxAuthFailures: 0, ...overrides }),
+        daemonConfig({ allow: ['*'], maxAuthFailures: 0, ...overrides }),
       )
       d.add(() => access?.close())
       if (access === undefined) throw new Error('no access gate')
