@@ -8,17 +8,13 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { WebSocket } from 'ws'
-import type { Access } from '../../src/auth/access.js'
-import { createAccessFromConfig, createAccessState } from '../../src/auth/from-config.js'
 import { DEFAULTS, type Config } from '../../src/config.js'
-import { createReloader, type Reloader } from '../../src/reload.js'
-import { createTunnelServer, type TunnelServer } from '../../src/server.js'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { singleUseToken } from '../helpers/jwt.js'
+import { startReloadable } from '../helpers/reload.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
-import { memoryLogger } from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 
 const d = createDisposer()
@@ -44,39 +40,6 @@ function configWith(routes: Record<string, unknown>, overrides: Partial<Config> 
   }) as Config
 }
 
-/** A daemon whose SIGHUP would load `next()`; `access` replaces the gate built from `first`. */
-async function startReloadable(
-  first: Config,
-  next: () => Config,
-  wrap: (access: Access) => Access = (a) => a,
-): Promise<{
-  server: TunnelServer
-  reloader: Reloader
-  url: string
-  logger: ReturnType<typeof memoryLogger>
-}> {
-  const logger = memoryLogger()
-  const state = createAccessState()
-  const built = await createAccessFromConfig(first, { logger, state })
-  const access = built === undefined ? undefined : wrap(built)
-  const server = createTunnelServer(first, { logger, access })
-  const reloader = createReloader({
-    config: first,
-    load: () => Promise.resolve(next()),
-    server,
-    access,
-    state,
-    logger,
-  })
-  await server.listen()
-  d.add(async () => {
-    await server.close({ drainTimeoutMs: 0 })
-    await reloader.close()
-  })
-  const port = (server.address() as { port: number }).port
-  return { server, reloader, url: `ws://127.0.0.1:${port}/`, logger }
-}
-
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve: () => void = () => {}
   const promise = new Promise<void>((r) => (resolve = r))
@@ -97,6 +60,7 @@ describe('config reload in process', () => {
     const proceed = deferred()
     const gateClosed = deferred()
     const { reloader, url } = await startReloadable(
+      d,
       configWith({ a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } }),
       () => configWith({ b: { target: `127.0.0.1:${b}`, tokens: [TOKEN_B] } }),
       (real) => ({
@@ -140,7 +104,7 @@ describe('config reload in process', () => {
       configWith({
         a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A], maxConnections: 1, ...extra },
       })
-    const { reloader, url, logger } = await startReloadable(route({}), () =>
+    const { reloader, url, logger } = await startReloadable(d, route({}), () =>
       route({ idleTimeout: 600 }),
     )
     const first = await openWs(d, `${url}?token=${TOKEN_A}`)
@@ -160,7 +124,7 @@ describe('config reload in process', () => {
         { a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } },
         { maxAuthFailures: 2, idleTimeoutMs: idle },
       )
-    const { reloader, url } = await startReloadable(config(0), () => config(60_000))
+    const { reloader, url } = await startReloadable(d, config(0), () => config(60_000))
     for (let i = 0; i < 2; i++) {
       expect((await connectAndClose(`${url}?token=wrong-token-${i}-0123456789`)).code).toBe(4401)
     }
@@ -171,7 +135,7 @@ describe('config reload in process', () => {
   it('applies per-connection settings to new tunnels only (text policy, connection limit)', async () => {
     const a = await echoPort()
     const routes = { a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } }
-    const { reloader, url } = await startReloadable(configWith(routes), () =>
+    const { reloader, url } = await startReloadable(d, configWith(routes), () =>
       configWith(routes, { textPolicy: 'reject', maxConnections: 2 }),
     )
     const before = await openWs(d, `${url}?token=${TOKEN_A}`)
@@ -192,7 +156,7 @@ describe('config reload in process', () => {
   it('a smaller maxMessageSize applies to tunnels opened after the reload', async () => {
     const a = await echoPort()
     const routes = { a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } }
-    const { reloader, url } = await startReloadable(configWith(routes), () =>
+    const { reloader, url } = await startReloadable(d, configWith(routes), () =>
       configWith(routes, { maxMessageBytes: 1024 }),
     )
     const before = await openWs(d, `${url}?token=${TOKEN_A}`)
@@ -209,7 +173,7 @@ describe('config reload in process', () => {
     const a = await echoPort()
     const good = configWith({ a: { target: `127.0.0.1:${a}`, tokens: [TOKEN_A] } })
     let fail = true
-    const { reloader, url } = await startReloadable(good, () => {
+    const { reloader, url } = await startReloadable(d, good, () => {
       if (fail) return configWith({}, { tokenFile: '/nonexistent/tokens' })
       return good
     })
@@ -236,7 +200,7 @@ describe('config reload in process', () => {
           idleTimeoutMs: idle,
         },
       )
-    const { reloader, url } = await startReloadable(config(0), () => config(60_000))
+    const { reloader, url } = await startReloadable(d, config(0), () => config(60_000))
     const token = await singleUseToken(keyFile, `127.0.0.1:${a}`)
     expect(await echoOnce(await openWs(d, `${url}?token=${token}`), 'once')).toBe('once')
     expect((await reloader.reload()).ok).toBe(true)

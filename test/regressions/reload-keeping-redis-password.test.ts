@@ -4,14 +4,12 @@
  * with its password. Passwords in kept URLs are now redacted, as the shared state's own log lines do.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createAccessFromConfig, createAccessState } from '../../src/auth/from-config.js'
 import { DEFAULTS, type Config } from '../../src/config.js'
-import { createReloader, logReloadReport } from '../../src/reload.js'
-import { createTunnelServer } from '../../src/server.js'
+import { logReloadReport } from '../../src/reload.js'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { expectNoSecretsLogged } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
-import { memoryLogger } from '../helpers/tunnel.js'
+import { startReloadable } from '../helpers/reload.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -32,25 +30,9 @@ function configWith(stateRedis: string): Config {
 
 describe('regression: a reload that changes stateRedis', () => {
   it('reports the kept URL without its password', async () => {
-    const logger = memoryLogger()
     const first = configWith(`redis://:${OLD_PASSWORD}@127.0.0.1:6390/0`)
     const next = configWith(`redis://:${NEW_PASSWORD}@127.0.0.1:6391/0`)
-    const state = createAccessState()
-    const access = await createAccessFromConfig(first, { logger, state })
-    const server = createTunnelServer(first, { logger, access })
-    const reloader = createReloader({
-      config: first,
-      load: () => Promise.resolve(next),
-      server,
-      access,
-      state,
-      logger,
-    })
-    await server.listen()
-    d.add(async () => {
-      await server.close({ drainTimeoutMs: 0 })
-      await reloader.close()
-    })
+    const { reloader, logger } = await startReloadable(d, first, () => next)
     const report = await reloader.reload()
     logReloadReport(logger, report)
     expect(report.ok).toBe(true)
