@@ -68,5 +68,3 @@ export const CloseCode = {
   /** The TCP connect did not complete within `--connect-timeout`. */
   TARGET_TIMEOUT: 4504,
 } as const
-
-export type CloseCodeValue = (typeof CloseCode)[keyof typeof CloseCode]
