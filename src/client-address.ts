@@ -4,7 +4,7 @@
  * header (when the listener expects one) or, from a trusted proxy only, `Forwarded`/`X-Forwarded-For`
  * name the client instead. Headers from anyone else are ignored, so a client cannot forge its address.
  */
-import { BlockList, isIPv4, isIPv6 } from 'node:net'
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { ConfigError } from './errors.js'
@@ -104,7 +104,7 @@ function stripPort(value: string): string {
 }
 
 function isAddress(value: string): boolean {
-  return isIPv4(unmap(value)) || isIPv6(value)
+  return isIP(value) !== 0
 }
 
 /** `ip:port`, IPv6 bracketed; just the address when the port is unknown. */

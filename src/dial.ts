@@ -201,31 +201,15 @@ function fixedLookup(addresses: readonly LookupAddress[]): LookupFunction {
   }
 }
 
-const UNREACHABLE = new Set([
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EAI_FAIL',
-  'EAI_NONAME',
-  'EAI_NODATA',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EHOSTDOWN',
-  'ENETDOWN',
-  'EADDRNOTAVAIL',
-  'ENOENT',
-  'ENOTDIR',
-  'EACCES',
-  'EPERM',
-  'ENOTSOCK',
-])
-
-/** Maps a connect error to the tunnel error a client can act on. */
+/**
+ * Maps a connect error to the tunnel error a client can act on: refused or reset, timed out, and
+ * everything else (DNS failure, no route, a missing unix socket, …) unreachable.
+ */
 export function dialError(err: NodeJS.ErrnoException, target: Target): TunnelError {
   const errno = err.code ?? 'EUNKNOWN'
   let code: TunnelErrorCode = 'ERR_TARGET_UNREACHABLE'
   if (errno === 'ECONNREFUSED' || errno === 'ECONNRESET') code = 'ERR_TARGET_REFUSED'
   else if (errno === 'ETIMEDOUT') code = 'ERR_TARGET_TIMEOUT'
-  else if (!UNREACHABLE.has(errno)) code = 'ERR_TARGET_UNREACHABLE'
   return tunnelError(code, `connect to ${describeTarget(target)} failed: ${errno}`, err)
 }
 

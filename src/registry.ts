@@ -49,6 +49,12 @@ export interface TunnelRegistryOptions {
   isRevoked?: (fingerprint: string) => boolean
 }
 
+/** A live tunnel and what the admin views show of it besides its byte counts. */
+interface LiveTunnel {
+  tunnel: Tunnel
+  info: Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>
+}
+
 /** The tunnel server's registry of live tunnels and upgrades still dialing. */
 export interface TunnelRegistry {
   /** Bridges an upgraded WebSocket to its connected target and tracks the tunnel until it closes. */
@@ -76,8 +82,7 @@ export interface TunnelRegistry {
 
 export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegistry {
   const { logger, metrics } = options
-  const tunnels = new Map<number, Tunnel>()
-  const details = new Map<number, Omit<TunnelInfo, 'bytesUp' | 'bytesDown'>>()
+  const tunnels = new Map<number, LiveTunnel>()
   const closedTotals = new Map<string, RouteTotals>()
   let dialing = 0
   let idleWaiters: Array<() => void> = []
@@ -112,8 +117,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
   }
 
   function* liveBytes(): Iterable<{ route: string; up: number; down: number }> {
-    for (const [id, tunnel] of tunnels)
-      yield { route: details.get(id)?.route ?? ROUTE, ...tunnel.bytes() }
+    for (const { tunnel, info } of tunnels.values()) yield { route: info.route, ...tunnel.bytes() }
   }
 
   function startTunnel(
@@ -137,14 +141,16 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
       recorder,
       maxBytes: route.maxBytes,
     })
-    tunnels.set(id, tunnel)
-    details.set(id, {
-      id,
-      client,
-      target: targetText,
-      route: routeName,
-      token: admission.fingerprint,
-      openedAt: Date.now(),
+    tunnels.set(id, {
+      tunnel,
+      info: {
+        id,
+        client,
+        target: targetText,
+        route: routeName,
+        token: admission.fingerprint,
+        openedAt: Date.now(),
+      },
     })
     metrics.opened(routeName)
     logger.info('tunnel open', {
@@ -162,7 +168,6 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     }
     void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
       tunnels.delete(id)
-      details.delete(id)
       recorder?.end(result)
       admission.release()
       metrics.closed(routeName, result)
@@ -202,24 +207,22 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
   }
 
   function sweepHeartbeats(): void {
-    for (const tunnel of tunnels.values()) tunnel.heartbeat()
+    for (const { tunnel } of tunnels.values()) tunnel.heartbeat()
   }
 
   function closeAll(code: number, reason: string): void {
-    for (const tunnel of tunnels.values()) tunnel.close(code, reason)
+    for (const { tunnel } of tunnels.values()) tunnel.close(code, reason)
   }
 
   function stats(): { tunnels: number; dialing: number; heldBytes: number } {
     let heldBytes = 0
-    for (const tunnel of tunnels.values()) heldBytes += tunnel.heldBytes()
+    for (const { tunnel } of tunnels.values()) heldBytes += tunnel.heldBytes()
     return { tunnels: tunnels.size, dialing, heldBytes }
   }
 
   function list(): TunnelInfo[] {
     const out: TunnelInfo[] = []
-    for (const [id, tunnel] of tunnels) {
-      const info = details.get(id)
-      if (info === undefined) continue
+    for (const { tunnel, info } of tunnels.values()) {
       const bytes = tunnel.bytes()
       out.push({ ...info, bytesUp: bytes.up, bytesDown: bytes.down })
     }
@@ -239,7 +242,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
   }
 
   function closeTunnel(id: number): boolean {
-    const tunnel = tunnels.get(id)
+    const tunnel = tunnels.get(id)?.tunnel
     if (tunnel === undefined) return false
     logger.info('closing tunnel on operator request', { conn: id })
     tunnel.close(CloseCode.CLOSED_BY_OPERATOR, 'closed by an operator')
@@ -248,9 +251,9 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
 
   function closeTokenTunnels(fingerprint: string): number {
     let count = 0
-    for (const [id, info] of details) {
+    for (const { tunnel, info } of tunnels.values()) {
       if (info.token !== fingerprint) continue
-      tunnels.get(id)?.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
+      tunnel.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
       count++
     }
     return count

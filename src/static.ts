@@ -8,7 +8,7 @@
  */
 import { createReadStream, type ReadStream, type Stats } from 'node:fs'
 import { open, realpath, stat } from 'node:fs/promises'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import { extname, join, sep } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 
@@ -40,13 +40,6 @@ const COMMON_HEADERS = { 'X-Content-Type-Options': 'nosniff', 'Cache-Control': '
 
 /** Error codes that mean "there is no such file" from the client's point of view. */
 const NOT_FOUND_CODES = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'ENAMETOOLONG'])
-
-const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  404: 'Not Found',
-  500: 'Internal Server Error',
-}
 
 /** Thrown inside the handler to answer with a status; anything else becomes a bare 500. */
 class HttpStatus extends Error {
@@ -192,7 +185,7 @@ function respondWithError(res: ServerResponse, err: unknown): void {
     return
   }
   const status = statusOf(err)
-  sendText(res, status, STATUS_TEXT[status] ?? 'Error')
+  sendText(res, status, STATUS_CODES[status] ?? 'Error')
 }
 
 function statusOf(err: unknown): number {
