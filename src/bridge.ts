@@ -168,7 +168,10 @@ export function bridge(
 
   /** gangway.v1 client bytes: counted like raw ones (result, liveness, idle). */
   function countUp(bytes: number): void {
-    if (bytesUp + bytesDown + bytes > byteLimit) byteLimitReached()
+    if (bytesUp + bytesDown + bytes > byteLimit) {
+      byteLimitReached()
+      return
+    }
     bytesUp += bytes
     alive = true
     if (tracksIdle) lastActivity = performance.now()

@@ -73,6 +73,9 @@ export function startControlChannel(host: ControlHost): ControlChannel {
       else {
         upReceived += chunk.length
         host.receivedUp(chunk.length)
+        // Over the byte limit the tunnel has just ended (and the target's side with it): drop the chunk, as
+        // raw mode does. Writing after that end would destroy the socket and lose what is still queued.
+        if (host.isFinished()) return
         tcp.write(chunk) // bounded by the window, not by pausing
         grantUp()
       }

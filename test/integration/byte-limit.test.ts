@@ -7,6 +7,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { closed } from '../helpers/ws.js'
+import { connect, TunnelError } from '../../web/gangway.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -58,5 +59,40 @@ describe('per-route byte limit (maxBytes, also a JWT claim)', () => {
     }
     expect((await wsClosed).code).toBe(4413)
     expect(down).toBeLessThanOrEqual(700)
+  })
+
+  it('gangway.v1: the chunk that crosses the limit is dropped and the target still gets every byte before it, then a clean end', async () => {
+    const LIMIT = 3 * 1024 * 1024
+    const target = await startTcpServer()
+    d.add(() => target.close())
+    const routes = parseRoutes(
+      { small: { target: `127.0.0.1:${target.port}`, tokens: [TOKEN], maxBytes: String(LIMIT) } },
+      'routes',
+    )
+    const logger = memoryLogger()
+    const { url } = await startAccessTunnel(d, { routes }, logger)
+    const socket = connect('', { url, token: TOKEN, WebSocket: WebSocket as never })
+    d.add(() => socket.close())
+    await socket.opened
+    const targetSocket = await target.accepted(0)
+    targetSocket.pause() // bytes queue in the daemon's socket towards the target
+    let received = 0
+    const ended = new Promise<boolean>((resolve) => {
+      targetSocket.on('end', () => resolve(true))
+      targetSocket.on('close', () => resolve(false))
+    })
+    const writer = socket.writable.getWriter()
+    // 4 MiB in 64 KiB writes: the limit (3 MiB) is crossed while earlier bytes still wait for the target.
+    void (async () => {
+      for (let i = 0; i < 64; i++) await writer.write(new Uint8Array(64 * 1024).fill(i))
+    })().catch(() => undefined)
+    const err = (await socket.closed.catch((e: unknown) => e)) as TunnelError
+    expect(err.closeCode).toBe(4413)
+    targetSocket.on('data', (c: Buffer) => (received += c.length))
+    targetSocket.resume()
+    expect(await ended).toBe(true) // a FIN, not a reset
+    const line = await logger.waitFor('tunnel closed')
+    expect(received).toBe(line.fields['up'])
+    expect(received).toBeLessThanOrEqual(LIMIT)
   })
 })
