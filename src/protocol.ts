@@ -10,9 +10,6 @@ export const SUBPROTOCOL_BINARY = 'binary'
 /** The enhanced subprotocol: JSON control messages in text frames (open, eof, credit); docs/protocol.md. */
 export const SUBPROTOCOL_V1 = 'gangway.v1'
 
-/** Prefix of the subprotocol entry that carries a bearer token (base64url, no padding); never selected. */
-export const BEARER_PREFIX = 'gangway.bearer.'
-
 /** Receive window (bytes) a `gangway.v1` client holds before its first `credit` message. */
 export const INITIAL_CREDIT = 262_144
 

@@ -6,8 +6,8 @@
  */
 
 import {
-  BEARER_PREFIX,
   INITIAL_CREDIT,
+  SUBPROTOCOL_BEARER_PREFIX,
   SUBPROTOCOL_BINARY,
   SUBPROTOCOL_V1,
 } from '../src/protocol.js'
@@ -140,7 +140,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     const protocols = [SUBPROTOCOL_V1, SUBPROTOCOL_BINARY]
     try {
       const token = typeof options.token == 'function' ? await options.token() : options.token
-      if (token) protocols.push(BEARER_PREFIX + base64url(token))
+      if (token) protocols.push(SUBPROTOCOL_BEARER_PREFIX + base64url(token))
     } catch (err) {
       return fail('AUTH_FAILED', 0, String(err))
     }
