@@ -162,9 +162,12 @@ export function createAccess(options: AccessOptions): Access {
       try {
         resolution = await options.resolver.resolve(found.token, req)
       } catch (err) {
-        const why = err instanceof Error ? err.message : String(err)
         return refuse(
-          tunnelError('ERR_RESOLVER_UNAVAILABLE', `${options.resolver.name}: ${why}`, err),
+          tunnelError(
+            'ERR_RESOLVER_UNAVAILABLE',
+            `${options.resolver.name}: ${errorText(err)}`,
+            err,
+          ),
         )
       }
       if (resolution === null) return denyToken(`unknown to ${options.resolver.name}`)
@@ -224,47 +227,32 @@ export function createAccess(options: AccessOptions): Access {
     }
 
     const routeOptions = resolution?.options ?? {}
-    const limitKey = resolution?.limitKey ?? (print === undefined ? undefined : `token:${print}`)
-    let release = noop
-    if (limitKey !== undefined && routeOptions.maxConnections !== undefined) {
-      let slot: (() => void) | undefined
-      try {
-        slot = await counter.acquire(limitKey, routeOptions.maxConnections)
-      } catch (err) {
-        return refuse(tunnelError('ERR_RESOLVER_UNAVAILABLE', errorText(err), err))
-      }
-      if (slot === undefined) {
-        return refuse(
-          tunnelError(
-            'ERR_TOKEN_LIMIT',
-            `${routeOptions.maxConnections} tunnels already open for this token`,
-          ),
-        )
-      }
-      release = slot
+    const tokenKey = print === undefined ? undefined : `token:${print}`
+    // The route's (or token's) own limit, then a token's second limit on top of a route's (a JWT claim).
+    const limits: { key: string | undefined; max: number | undefined }[] = [
+      { key: resolution?.limitKey ?? tokenKey, max: routeOptions.maxConnections },
+    ]
+    if (resolution?.tokenLimit !== undefined) {
+      limits.push({ key: resolution.tokenLimit.key ?? tokenKey, max: resolution.tokenLimit.max })
     }
-    const tokenLimit = resolution?.tokenLimit
-    const tokenKey = tokenLimit?.key ?? (print === undefined ? undefined : `token:${print}`)
-    if (tokenLimit !== undefined && tokenKey !== undefined) {
+    const held: (() => void)[] = []
+    const release = (): void => {
+      for (const slot of held) slot()
+    }
+    for (const { key, max } of limits) {
+      if (key === undefined || max === undefined) continue
       let slot: (() => void) | undefined
       try {
-        slot = await counter.acquire(tokenKey, tokenLimit.max)
+        slot = await counter.acquire(key, max)
       } catch (err) {
         release()
         return refuse(tunnelError('ERR_RESOLVER_UNAVAILABLE', errorText(err), err))
       }
       if (slot === undefined) {
         release()
-        return refuse(
-          tunnelError('ERR_TOKEN_LIMIT', `${tokenLimit.max} tunnels already open for this token`),
-        )
+        return refuse(tunnelError('ERR_TOKEN_LIMIT', `${max} tunnels already open for this token`))
       }
-      const routeRelease = release
-      const tokenRelease = slot
-      release = () => {
-        routeRelease()
-        tokenRelease()
-      }
+      held.push(slot)
     }
     return {
       ok: true,
@@ -292,8 +280,6 @@ export function createAccess(options: AccessOptions): Access {
 function clientNamedTarget(req: IncomingMessage): string | undefined {
   return queryParameter(req.url, 'address') ?? queryParameter(req.url, 'target')
 }
-
-function noop(): void {}
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err)

@@ -114,11 +114,8 @@ function fromCookie(header: string | undefined, name: string): string | null | u
 
 /** websockify's rule: the first `token` parameter, percent-decoded, trailing newlines removed; empty = absent. */
 function fromQuery(url: string | undefined): string | null | undefined {
-  const query = queryOf(url)
-  if (query === undefined) return undefined
-  const value = new URLSearchParams(query).get('token')?.replace(/[\r\n]+$/, '')
-  if (value === undefined || value === '') return undefined
-  return checked(value)
+  const value = queryParameter(url, 'token')?.replace(/[\r\n]+$/, '')
+  return value === undefined || value === '' ? undefined : checked(value)
 }
 
 /** websockify's `--host-token`: the Host header up to its first colon (an IPv6 literal has no token). */
@@ -129,7 +126,7 @@ function fromHost(header: string | undefined): string | null | undefined {
   return host === '' ? undefined : checked(host)
 }
 
-/** A query parameter other than `token` (client-named targets: `address`, `target`). */
+/** A query parameter (`token`; client-named targets: `address`, `target`; `route`); empty = absent. */
 export function queryParameter(url: string | undefined, name: string): string | undefined {
   const query = queryOf(url)
   if (query === undefined) return undefined

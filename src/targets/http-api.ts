@@ -10,7 +10,7 @@ import http from 'node:http'
 import https from 'node:https'
 import { parseTarget } from '../address.js'
 import { ConfigError } from '../errors.js'
-import type { Resolution, TargetResolver } from './index.js'
+import { hostPortFields, type Resolution, type TargetResolver } from './index.js'
 
 const MAX_BODY_BYTES = 16 * 1024
 const MAX_CACHE_ENTRIES = 10_000
@@ -102,22 +102,11 @@ export function httpTokenApi(options: HttpApiOptions): TargetResolver {
 
 function parseAnswer(body: string): Resolution {
   const text = body.trim()
-  let target: string
+  let target: string | undefined = text
   if (text.startsWith('{')) {
     const json = JSON.parse(text) as Record<string, unknown>
-    if (typeof json['target'] === 'string') target = json['target']
-    else if (
-      typeof json['host'] === 'string' &&
-      (typeof json['port'] === 'number' || typeof json['port'] === 'string')
-    ) {
-      const host = json['host']
-      target =
-        host.includes(':') && !host.startsWith('[')
-          ? `[${host}]:${json['port']}`
-          : `${host}:${json['port']}`
-    } else throw new Error('token API answer has no target')
-  } else {
-    target = text
+    target = typeof json['target'] === 'string' ? json['target'] : hostPortFields(json)
+    if (target === undefined) throw new Error('token API answer has no target')
   }
   return { target: parseTarget(target), trusted: false, label: 'token-api' }
 }

@@ -64,6 +64,19 @@ export interface TargetResolver {
 }
 
 /**
+ * websockify's `"host"` + `"port"` fields (JWT claims, Redis values, token API answers) as one `host:port`
+ * text, an IPv6 host bracketed; undefined unless both are there.
+ */
+export function hostPortFields(fields: Readonly<Record<string, unknown>>): string | undefined {
+  const host = fields['host']
+  const port = fields['port']
+  if (typeof host !== 'string' || (typeof port !== 'number' && typeof port !== 'string')) {
+    return undefined
+  }
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
  * Asks each resolver in turn; the first resolution wins. When none knows the token but one of them
  * failed, the failure is rethrown: an outage must not look like an unknown token.
  */

@@ -23,7 +23,7 @@ import {
 import { parseTarget } from '../address.js'
 import type { Target } from '../config.js'
 import { ConfigError } from '../errors.js'
-import type { Resolution, RouteOptions, TargetResolver } from './index.js'
+import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './index.js'
 import { routeResolution, type Routes } from './routes.js'
 
 const ASYMMETRIC = ['RS256', 'ES256', 'EdDSA']
@@ -147,17 +147,8 @@ function resolveClaims(payload: JWTPayload, routes: Routes | undefined): Resolut
     if (route !== undefined) return routeResolution(route)
     return asTarget(() => parseTarget(claim))
   }
-  // websockify's JWTTokenApi claims
-  const host = payload['host']
-  const port = payload['port']
-  if (typeof host === 'string' && (typeof port === 'number' || typeof port === 'string')) {
-    return asTarget(() =>
-      parseTarget(
-        host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`,
-      ),
-    )
-  }
-  return undefined
+  const address = hostPortFields(payload) // websockify's JWTTokenApi claims
+  return address === undefined ? undefined : asTarget(() => parseTarget(address))
 }
 
 function asTarget(parse: () => Target): Resolution | undefined {

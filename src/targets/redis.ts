@@ -9,7 +9,7 @@
 import { Redis } from 'ioredis'
 import { parseTarget } from '../address.js'
 import { ConfigError } from '../errors.js'
-import type { Resolution, RouteOptions, TargetResolver } from './index.js'
+import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './index.js'
 
 export interface RedisOptions {
   /** `redis://[:password@]host[:port][/db]`, or websockify's `host[:port[:db[:password[:namespace]]]]`. */
@@ -69,15 +69,10 @@ function parseValue(text: string): Resolution | null {
     options.maxConnections = Math.floor(json['maxConnections'])
   if (typeof json['idleTimeout'] === 'number' && json['idleTimeout'] >= 0)
     options.idleTimeoutMs = Math.round(json['idleTimeout'] * 1000)
-  const host = json['host']
-  const port = json['port']
   if (typeof json['target'] === 'string') return asResolution(json['target'], options)
-  if (typeof host === 'string' && (typeof port === 'number' || typeof port === 'string')) {
-    return asResolution(
-      host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`,
-      options,
-    )
-  }
+  const address = hostPortFields(json)
+  if (address !== undefined) return asResolution(address, options)
+  const host = json['host']
   if (typeof host === 'string') return asResolution(host, options) // websockify: "host": "h:p"
   return null
 }
