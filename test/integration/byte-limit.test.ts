@@ -7,7 +7,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { closed } from '../helpers/ws.js'
-import { connect, TunnelError } from '../../web/gangway.js'
+import { connect, type TunnelError } from '../../web/gangway.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
