@@ -16,7 +16,9 @@ import {
   type OptionSpec,
   type ResolveInput,
 } from '../config.js'
+import type { AdminServer } from '../admin.js'
 import { ConfigError } from '../errors.js'
+import { VERSION } from '../version.js'
 import type { Args } from './command.js'
 
 export function positional(y: Argv, name: string, what: 'listen' | 'target'): Argv {
@@ -90,13 +92,27 @@ export async function checkWebRoot(
   throw new ConfigError(`${source}: ${problem} ${JSON.stringify(webRoot)}`)
 }
 
-/** What the daemon routes to, for the startup line: a fixed target, named routes, token sources. */
-export function describeRouting(config: Config): Record<string, unknown> {
+/**
+ * The fields of the startup line ("listening"), for the daemon and the `--workers` primary alike: the
+ * addresses, what the daemon routes to (a fixed target, named routes, token sources), TLS and `--web`.
+ */
+export function listeningFields(
+  config: Config,
+  listen: ListenAddress,
+  admin: AdminServer | undefined,
+  workers?: number,
+): Record<string, unknown> {
   return {
+    version: VERSION,
+    listen: formatAddress(listen),
     target: config.target === undefined ? undefined : formatAddress(config.target),
     routes: config.routes === undefined ? undefined : [...config.routes.keys()],
     tokenFile: config.tokenFile,
     tokenDir: config.tokenDir,
+    workers,
+    tls: config.tlsCert === undefined ? undefined : true,
+    admin: admin === undefined ? undefined : formatAddress(admin.address()),
+    web: config.webRoot,
   }
 }
 
