@@ -6,7 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import type { Argv } from 'yargs'
-import { formatAddress, parseListen } from '../address.js'
+import { formatAddress, parseLoopbackListen } from '../address.js'
 import { readConfigFile, type ConfigFile } from '../config-file.js'
 import {
   describeDefault,
@@ -126,10 +126,7 @@ export function checkTlsOptions(config: Config): void {
 
 /** The admin address; a bare port means loopback only (metrics are not for the world unless asked). */
 export function adminAddress(value: string | undefined): ListenAddress | undefined {
-  if (value === undefined) return undefined
-  const parsed = parseListen(value, { label: '--admin' })
-  if (parsed.kind === 'tcp' && parsed.host === undefined) return { ...parsed, host: '127.0.0.1' }
-  return parsed
+  return value === undefined ? undefined : parseLoopbackListen(value, { label: '--admin' })
 }
 
 /**
