@@ -44,6 +44,16 @@ export function parseListen(text: string, options: ParseAddressOptions = {}): Li
   return { kind: 'tcp', host, port: parsePort(port, 0, fail) }
 }
 
+/** `parseListen` for a listener that is not for the world: a bare port means loopback (127.0.0.1) only. */
+export function parseLoopbackListen(
+  text: string,
+  options: ParseAddressOptions = {},
+): ListenAddress {
+  const parsed = parseListen(text, options)
+  if (parsed.kind === 'tcp' && parsed.host === undefined) return { ...parsed, host: '127.0.0.1' }
+  return parsed
+}
+
 /**
  * Parses a target address: `host:port` (hostname, IPv4 or bracketed IPv6), the same behind `tls://` (the
  * tunnel then speaks TLS to the target), or `unix:/path`.

@@ -52,10 +52,12 @@ export interface AdminOptions {
 /** Largest admin API request body (a revocation is a few hundred bytes). */
 const MAX_BODY_BYTES = 16 * 1024
 
-/** The status page: one HTML file and one script, read once, served as they are. */
-const STATUS_PAGE = {
-  html: readFileSync(new URL('../web/admin/status.html', import.meta.url)),
-  js: readFileSync(new URL('../web/admin/status.js', import.meta.url)),
+/** The status page: one HTML file and one script, served as they are (read by an admin server with a token). */
+function readStatusPage(): { html: Buffer; js: Buffer } {
+  return {
+    html: readFileSync(new URL('../web/admin/status.html', import.meta.url)),
+    js: readFileSync(new URL('../web/admin/status.js', import.meta.url)),
+  }
 }
 
 const TUNNEL_CLOSE_PATH = /^\/api\/tunnels\/(\d+)\/close$/
@@ -68,6 +70,7 @@ export function createAdminServer(
 ): AdminServer {
   const logger = options.logger ?? silentLogger
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token)
+  const statusPage = options.token === undefined ? undefined : readStatusPage()
   const startedAt = Date.now()
   const server = http.createServer(function adminOnRequest(req, res) {
     void route(req, res)
@@ -87,7 +90,7 @@ export function createAdminServer(
       return
     }
     if (path === '/status' || path === '/status.js') {
-      if (tokenDigest === undefined) {
+      if (statusPage === undefined) {
         send(
           req,
           res,
@@ -103,7 +106,7 @@ export function createAdminServer(
         res,
         200,
         html ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8',
-        html ? STATUS_PAGE.html : STATUS_PAGE.js,
+        html ? statusPage.html : statusPage.js,
         {
           'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'",
           'X-Content-Type-Options': 'nosniff',

@@ -11,7 +11,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises'
 import type { Config, ListenAddress } from './config.js'
 import { GangwayError } from './errors.js'
 import type { Logger } from './log.js'
-import { loadTlsOptions, watchTlsFiles, type TlsSettings } from './tls.js'
+import { loadTlsOptions, tlsSettings, watchTlsFiles } from './tls.js'
 import { kProxyAddresses, type ProxiedSocket } from './client-address.js'
 import { readProxyHeader } from './proxy-protocol.js'
 
@@ -183,16 +183,6 @@ export function createListener(config: Config, options: ListenerOptions): Listen
     reloadCertificates,
     stopAccepting,
     removeSocketFile,
-  }
-}
-
-function tlsSettings(config: Config): TlsSettings | undefined {
-  if (config.tlsCert === undefined) return undefined
-  return {
-    certFile: config.tlsCert,
-    keyFile: config.tlsKey ?? config.tlsCert,
-    minVersion: config.tlsMinVersion,
-    ciphers: config.tlsCiphers,
   }
 }
 

@@ -20,7 +20,7 @@ import { prepareRecordingDir } from './record.js'
 import type { TunnelServer } from './server.js'
 import type { SharedState } from './state/redis-state.js'
 import { loadTargetTls, type TargetTls } from './target-tls.js'
-import { loadTlsOptions } from './tls.js'
+import { loadTlsOptions, tlsSettings } from './tls.js'
 
 /**
  * Options a running daemon cannot change: the sockets it listens on, its processes, TLS on the listener,
@@ -131,14 +131,8 @@ export function createReloader(options: ReloaderOptions): Reloader {
           throw new Error(`record: cannot create ${next.recordDir}: ${err.code ?? err.message}`)
         })
       }
-      if (next.tlsCert !== undefined) {
-        await loadTlsOptions({
-          certFile: next.tlsCert,
-          keyFile: next.tlsKey ?? next.tlsCert,
-          minVersion: next.tlsMinVersion,
-          ciphers: next.tlsCiphers,
-        })
-      }
+      const tls = tlsSettings(next)
+      if (tls !== undefined) await loadTlsOptions(tls)
       nextTargetTls = loadTargetTls(next)
       const built = await createAccessFromConfig(next, { logger, state, shared: options.shared })
       nextGate = built === undefined ? undefined : trackAdmissions(built)

@@ -8,6 +8,7 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
+import type { Config } from './config.js'
 import { ConfigError } from './errors.js'
 
 export interface TlsSettings {
@@ -17,6 +18,17 @@ export interface TlsSettings {
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3'
   /** OpenSSL cipher list for TLS 1.2; undefined keeps Node's defaults. */
   readonly ciphers: string | undefined
+}
+
+/** The listener's TLS settings from the config; undefined without `--cert` (plain ws:). */
+export function tlsSettings(config: Config): TlsSettings | undefined {
+  if (config.tlsCert === undefined) return undefined
+  return {
+    certFile: config.tlsCert,
+    keyFile: config.tlsKey ?? config.tlsCert,
+    minVersion: config.tlsMinVersion,
+    ciphers: config.tlsCiphers,
+  }
 }
 
 /** Reads and validates the files; throws a `ConfigError` naming the file and the problem. */

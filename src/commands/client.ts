@@ -4,7 +4,7 @@
  * (--stdio). Reads and checks the options; the tunnelling itself is ../client.ts.
  */
 import { readFile } from 'node:fs/promises'
-import { formatAddress, parseListen, parseTarget } from '../address.js'
+import { formatAddress, parseLoopbackListen, parseTarget } from '../address.js'
 import type { LogFormat, LogLevel } from '../config.js'
 import { ConfigError, GangwayError } from '../errors.js'
 import { createLogger } from '../log.js'
@@ -114,8 +114,7 @@ async function runClient(args: Args): Promise<number> {
   if (!['auto', 'json', 'pretty'].includes(format))
     throw new ConfigError(`--log-format: unknown format ${JSON.stringify(format)}`)
   const logger = createLogger({ level: level as LogLevel, format: format as LogFormat })
-  let where = parseListen(listenText!, { label: '--listen' })
-  if (where.kind === 'tcp' && where.host === undefined) where = { ...where, host: '127.0.0.1' }
+  const where = parseLoopbackListen(listenText!, { label: '--listen' })
   const listener = await startClientListener(where, options, logger).catch(
     (err: NodeJS.ErrnoException) => {
       throw new GangwayError(

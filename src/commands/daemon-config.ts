@@ -6,7 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import type { Argv } from 'yargs'
-import { formatAddress, parseListen } from '../address.js'
+import { formatAddress, parseLoopbackListen } from '../address.js'
 import { readConfigFile, type ConfigFile } from '../config-file.js'
 import {
   describeDefault,
@@ -16,7 +16,9 @@ import {
   type OptionSpec,
   type ResolveInput,
 } from '../config.js'
+import type { AdminServer } from '../admin.js'
 import { ConfigError } from '../errors.js'
+import { VERSION } from '../version.js'
 import type { Args } from './command.js'
 
 export function positional(y: Argv, name: string, what: 'listen' | 'target'): Argv {
@@ -90,13 +92,27 @@ export async function checkWebRoot(
   throw new ConfigError(`${source}: ${problem} ${JSON.stringify(webRoot)}`)
 }
 
-/** What the daemon routes to, for the startup line: a fixed target, named routes, token sources. */
-export function describeRouting(config: Config): Record<string, unknown> {
+/**
+ * The fields of the startup line ("listening"), for the daemon and the `--workers` primary alike: the
+ * addresses, what the daemon routes to (a fixed target, named routes, token sources), TLS and `--web`.
+ */
+export function listeningFields(
+  config: Config,
+  listen: ListenAddress,
+  admin: AdminServer | undefined,
+  workers?: number,
+): Record<string, unknown> {
   return {
+    version: VERSION,
+    listen: formatAddress(listen),
     target: config.target === undefined ? undefined : formatAddress(config.target),
     routes: config.routes === undefined ? undefined : [...config.routes.keys()],
     tokenFile: config.tokenFile,
     tokenDir: config.tokenDir,
+    workers,
+    tls: config.tlsCert === undefined ? undefined : true,
+    admin: admin === undefined ? undefined : formatAddress(admin.address()),
+    web: config.webRoot,
   }
 }
 
@@ -110,10 +126,7 @@ export function checkTlsOptions(config: Config): void {
 
 /** The admin address; a bare port means loopback only (metrics are not for the world unless asked). */
 export function adminAddress(value: string | undefined): ListenAddress | undefined {
-  if (value === undefined) return undefined
-  const parsed = parseListen(value, { label: '--admin' })
-  if (parsed.kind === 'tcp' && parsed.host === undefined) return { ...parsed, host: '127.0.0.1' }
-  return parsed
+  return value === undefined ? undefined : parseLoopbackListen(value, { label: '--admin' })
 }
 
 /**

@@ -5,7 +5,6 @@
  * its forks run this same code as workers (cluster.ts).
  */
 import cluster from 'node:cluster'
-import { formatAddress } from '../address.js'
 import { resolveConfig, type Config } from '../config.js'
 import { createAccessFromConfig, createAccessState } from '../auth/from-config.js'
 import { createLogger, type Logger } from '../log.js'
@@ -16,7 +15,6 @@ import { createMetrics } from '../metrics.js'
 import { attachState, createStateFromConfig } from '../state/from-config.js'
 import { workerContext, workerCount } from '../cluster.js'
 import { createReloader, logReloadReport } from '../reload.js'
-import { VERSION } from '../version.js'
 import { EXIT_OK, type Args, type CommandSpec } from './command.js'
 import {
   adminAddress,
@@ -24,7 +22,7 @@ import {
   checkWebRoot,
   configInput,
   daemonOptions,
-  describeRouting,
+  listeningFields,
   positional,
   readAdminToken,
 } from './daemon-config.js'
@@ -128,14 +126,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
         })
         await admin.listen()
       }
-      logger.info('listening', {
-        version: VERSION,
-        listen: formatAddress(server.address()),
-        ...describeRouting(config),
-        tls: config.tlsCert === undefined ? undefined : true,
-        admin: admin === undefined ? undefined : formatAddress(admin.address()),
-        web: config.webRoot,
-      })
+      logger.info('listening', listeningFields(config, server.address(), admin))
       hooks.afterListen?.(server, logger)
     }
     // A worker drains when the primary asks (over IPC) or on its own signal (a terminal's Ctrl-C).

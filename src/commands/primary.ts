@@ -3,7 +3,6 @@
  * The primary process of `--workers N`: forks the workers, serves the admin listener for all of them,
  * forwards SIGHUP and drains them on SIGTERM/SIGINT. It holds no tunnels itself.
  */
-import { formatAddress } from '../address.js'
 import type { Config, ListenAddress } from '../config.js'
 import { GangwayError } from '../errors.js'
 import { createLogger } from '../log.js'
@@ -11,9 +10,8 @@ import { createAdminServer, type AdminServer } from '../admin.js'
 import { createStateFromConfig } from '../state/from-config.js'
 import { startPrimary } from '../cluster.js'
 import { combineReports, logReloadReport } from '../reload.js'
-import { VERSION } from '../version.js'
 import { EXIT_OK } from './command.js'
-import { describeRouting } from './daemon-config.js'
+import { listeningFields } from './daemon-config.js'
 import { watchStopSignals } from './signals.js'
 
 /**
@@ -63,15 +61,7 @@ export async function runPrimary(
       })
       await admin.listen()
     }
-    logger.info('listening', {
-      version: VERSION,
-      listen: formatAddress(address),
-      ...describeRouting(config),
-      workers: count,
-      tls: config.tlsCert === undefined ? undefined : true,
-      admin: admin === undefined ? undefined : formatAddress(admin.address()),
-      web: config.webRoot,
-    })
+    logger.info('listening', listeningFields(config, address, admin, count))
     const signal = await stop.signalled
     logger.info('draining', {
       signal,

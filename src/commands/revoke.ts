@@ -3,6 +3,7 @@
  * `gangway revoke`: revokes a token on every node sharing --state-redis (../revoke.ts writes it).
  */
 import { readConfigFile } from '../config-file.js'
+import { DEFAULTS } from '../config.js'
 import { ConfigError } from '../errors.js'
 import {
   EXIT_OK,
@@ -72,7 +73,7 @@ async function runRevoke(args: Args): Promise<number> {
   const ttl = text('ttl')
   const line = await revokeToken({
     stateRedis,
-    statePrefix: text('state-prefix') ?? fromFile('statePrefix') ?? 'gangway:',
+    statePrefix: text('state-prefix') ?? fromFile('statePrefix') ?? DEFAULTS.statePrefix,
     token,
     fingerprint,
     ttlSeconds: ttl === undefined ? undefined : ttl === '0' ? 0 : parseSeconds(ttl, '--ttl'),

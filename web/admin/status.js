@@ -6,7 +6,6 @@ const POLL_MS = 1000
 const $ = (id) => document.getElementById(id)
 let token = sessionStorage.getItem('gangway-admin-token') ?? ''
 let timer
-let sharedState = false
 /** The fingerprint the confirmation dialog is asking about. */
 let pendingRevoke
 
@@ -87,7 +86,6 @@ async function refresh() {
       return // stop polling until a new token is entered
     }
     const data = await res.json()
-    sharedState = data.sharedState === true
     render(data)
     state(
       `${data.draining ? 'Draining' : 'Live'}: ${data.tunnels.length} tunnel(s) open, updated ${new Date(data.now).toLocaleTimeString()}`,
@@ -104,7 +102,7 @@ function state(text, bad = false) {
   $('state').className = bad ? 'bad' : ''
 }
 
-function render({ now, tunnels, routes }) {
+function render({ now, tunnels, routes, sharedState }) {
   const rows = tunnels.map((t) =>
     row(
       [
@@ -118,7 +116,7 @@ function render({ now, tunnels, routes }) {
       ],
       4,
       t.id,
-      sharedState ? t.token : undefined,
+      sharedState === true ? t.token : undefined,
     ),
   )
   replace($('tunnels'), rows, 8)
