@@ -4,7 +4,7 @@
  * answer to anything else. Also turns malformed or slow requests (Node's 'clientError') into proper
  * status lines instead of silent drops.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { createStaticHandler } from './static.js'
 import { serveShimBundle, SHIM_PATH } from './shim-bundle.js'
@@ -97,17 +97,6 @@ function reasonFor(status: number): string {
   return 'malformed HTTP request'
 }
 
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  403: 'Forbidden',
-  408: 'Request Timeout',
-  426: 'Upgrade Required',
-  431: 'Request Header Fields Too Large',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-  504: 'Gateway Timeout',
-}
-
 /**
  * Writes a complete HTTP/1.1 response on a raw socket (before or instead of an upgrade) and closes it.
  * `extraHeaders` are trusted lines such as `Sec-WebSocket-Version: 13`.
@@ -120,7 +109,7 @@ export function writeHttpStatus(
 ): void {
   const text = body.endsWith('\n') ? body : body + '\n'
   const head = [
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
     'Connection: close',
     'Content-Type: text/plain; charset=utf-8',
     `Content-Length: ${Buffer.byteLength(text)}`,

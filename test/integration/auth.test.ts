@@ -119,7 +119,7 @@ describe('tokens and routes', () => {
   it('answers 401 with WWW-Authenticate before the upgrade with --refuse-with http', async () => {
     const { port } = await routed({}, { refuseWith: 'http' })
     const response = await rawRequest(port, upgradeRequest({}, '/?token=wrong'))
-    expect(response).toMatch(/^HTTP\/1\.1 401 /)
+    expect(response).toMatch(/^HTTP\/1\.1 401 Unauthorized\r\n/)
     expect(response).toMatch(/WWW-Authenticate: Bearer/i)
   })
 
