@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { pino, type DestinationStream } from 'pino'
-import type { LogFormat, LogLevel } from './config.js'
+import type { LogFormat, LogLevel } from './config/options.js'
 
 export type LogFields = Record<string, unknown>
 

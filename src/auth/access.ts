@@ -8,11 +8,11 @@
  */
 import type { LookupAddress } from 'node:dns'
 import type { IncomingMessage } from 'node:http'
-import { parseTarget } from '../address.js'
-import type { Target } from '../config.js'
+import { parseTarget } from '../config/address.js'
+import type { Target } from '../config/options.js'
 import { ConfigError, TunnelError, tunnelError } from '../errors.js'
 import { fingerprint } from '../log.js'
-import type { Resolution, RouteOptions, TargetResolver } from '../targets/index.js'
+import type { Resolution, RouteOptions, TargetResolver } from '../targets/resolver.js'
 import type { TargetPolicy } from '../targets/policy.js'
 import {
   createConnectionCounter,
@@ -21,7 +21,7 @@ import {
   type FailureLimiter,
 } from './limits.js'
 import type { OriginMatcher } from './origin.js'
-import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './token.js'
+import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './carriers.js'
 
 /** Failed attempts are counted over this window. */
 export const FAILURE_WINDOW_MS = 60_000

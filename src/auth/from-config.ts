@@ -4,9 +4,9 @@
  * chained in a fixed order, the origin list and the token carriers. Token files are read and validated here,
  * so a bad one stops the daemon before it listens.
  */
-import type { Config } from '../config.js'
+import type { Config } from '../config/options.js'
 import { silentLogger, type Logger } from '../log.js'
-import { chainResolvers, type TargetResolver } from '../targets/index.js'
+import { chainResolvers, type TargetResolver } from '../targets/resolver.js'
 import { httpTokenApi } from '../targets/http-api.js'
 import { jwtTokens } from '../targets/jwt.js'
 import { createTargetPolicy } from '../targets/policy.js'

@@ -4,8 +4,8 @@
  * (--stdio). Reads and checks the options; the tunnelling itself is ../client.ts.
  */
 import { readFile } from 'node:fs/promises'
-import { formatAddress, parseLoopbackListen, parseTarget } from '../address.js'
-import type { LogFormat, LogLevel } from '../config.js'
+import { formatAddress, parseLoopbackListen, parseTarget } from '../config/address.js'
+import type { LogFormat, LogLevel } from '../config/options.js'
 import { ConfigError, GangwayError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { EXIT_OK, readTokenFile, stringOption, type Args, type CommandSpec } from './command.js'
@@ -64,7 +64,7 @@ export const clientCommand: CommandSpec = {
 }
 
 async function runClient(args: Args): Promise<number> {
-  const { runStdio, shownUrl, startClientListener } = await import('../client.js')
+  const { runStdio, shownUrl, startClientListener } = await import('../client/client.js')
   const text = (name: string): string | undefined => stringOption(args, name)
   const url = text('url')
   if (url === undefined) throw new ConfigError('client: --url is required (ws://… or wss://…)')

@@ -6,8 +6,8 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import type { Argv } from 'yargs'
-import { formatAddress, parseLoopbackListen } from '../address.js'
-import { readConfigFile, type ConfigFile } from '../config-file.js'
+import { formatAddress, parseLoopbackListen } from '../config/address.js'
+import { readConfigFile, type ConfigFile } from '../config/config-file.js'
 import {
   describeDefault,
   OPTIONS,
@@ -15,8 +15,8 @@ import {
   type ListenAddress,
   type OptionSpec,
   type ResolveInput,
-} from '../config.js'
-import type { AdminServer } from '../admin.js'
+} from '../config/options.js'
+import type { AdminServer } from '../ops/admin.js'
 import { ConfigError } from '../errors.js'
 import { VERSION } from '../version.js'
 import type { Args } from './command.js'

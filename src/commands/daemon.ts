@@ -5,16 +5,16 @@
  * its forks run this same code as workers (cluster.ts).
  */
 import cluster from 'node:cluster'
-import { resolveConfig, type Config } from '../config.js'
+import { resolveConfig, type Config } from '../config/options.js'
 import { createAccessFromConfig, createAccessState } from '../auth/from-config.js'
 import { createLogger, type Logger } from '../log.js'
-import { createTunnelServer, type TunnelServer } from '../server.js'
-import { loadTargetTls } from '../target-tls.js'
-import { createAdminServer, type AdminServer } from '../admin.js'
-import { createMetrics } from '../metrics.js'
+import { createTunnelServer, type TunnelServer } from '../gateway/server.js'
+import { loadTargetTls } from '../targets/target-tls.js'
+import { createAdminServer, type AdminServer } from '../ops/admin.js'
+import { createMetrics } from '../ops/metrics.js'
 import { attachState, createStateFromConfig } from '../state/from-config.js'
-import { workerContext, workerCount } from '../cluster.js'
-import { createReloader, logReloadReport } from '../reload.js'
+import { workerContext, workerCount } from '../ops/cluster.js'
+import { createReloader, logReloadReport } from '../ops/reload.js'
 import { EXIT_OK, type Args, type CommandSpec } from './command.js'
 import {
   adminAddress,

@@ -2,8 +2,8 @@
  * @module commands/demo
  * `gangway demo`: the embedded chat demo (../demo.ts) as the target of an ordinary daemon.
  */
-import { parseListen } from '../address.js'
-import { resolveOptions, type Config } from '../config.js'
+import { parseListen } from '../config/address.js'
+import { resolveOptions, type Config } from '../config/options.js'
 import { GangwayError } from '../errors.js'
 import type { Args, CommandSpec } from './command.js'
 import { checkWebRoot, configInput, daemonOptions, positional } from './daemon-config.js'
@@ -25,7 +25,7 @@ async function runDemo(args: Args): Promise<number> {
   const { options } = resolved
   const listen = resolved.listen ?? parseListen(DEMO_LISTEN)
   await checkWebRoot(options.webRoot, input)
-  const { startDemoService, DEMO_WEB_ROOT } = await import('../demo.js')
+  const { startDemoService, DEMO_WEB_ROOT } = await import('./demo-service.js')
   const demo = await startDemoService().catch(function demoOnError(err: unknown): never {
     const why = err instanceof Error ? err.message : String(err)
     throw new GangwayError('ERR_LISTEN', `cannot start the demo service: ${why}`, { cause: err })

@@ -3,13 +3,13 @@
  * The primary process of `--workers N`: forks the workers, serves the admin listener for all of them,
  * forwards SIGHUP and drains them on SIGTERM/SIGINT. It holds no tunnels itself.
  */
-import type { Config, ListenAddress } from '../config.js'
+import type { Config, ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { createAdminServer, type AdminServer } from '../admin.js'
+import { createAdminServer, type AdminServer } from '../ops/admin.js'
 import { createStateFromConfig } from '../state/from-config.js'
-import { startPrimary } from '../cluster.js'
-import { combineReports, logReloadReport } from '../reload.js'
+import { startPrimary } from '../ops/cluster.js'
+import { combineReports, logReloadReport } from '../ops/reload.js'
 import { EXIT_OK } from './command.js'
 import { listeningFields } from './daemon-config.js'
 import { watchStopSignals } from './signals.js'

@@ -2,7 +2,7 @@
  * @module commands/replay
  * `gangway replay FILE`: prints a --record session, or re-sends its client side to a target (--to).
  */
-import { formatAddress, parseTarget } from '../address.js'
+import { formatAddress, parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'
 import { EXIT_OK, type Args, type CommandSpec } from './command.js'
 
@@ -38,7 +38,7 @@ export const replayCommand: CommandSpec = {
 
 async function runReplay(args: Args): Promise<number> {
   const file = String(args['FILE'])
-  const { printRecording, resendRecording } = await import('../replay.js')
+  const { printRecording, resendRecording } = await import('../client/replay.js')
   if (args['to'] === undefined) {
     if (args['speed'] !== undefined || args['fast'] !== undefined) {
       throw new ConfigError('--speed and --fast go with --to')

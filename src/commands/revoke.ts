@@ -2,8 +2,8 @@
  * @module commands/revoke
  * `gangway revoke`: revokes a token on every node sharing --state-redis (../revoke.ts writes it).
  */
-import { readConfigFile } from '../config-file.js'
-import { DEFAULTS } from '../config.js'
+import { readConfigFile } from '../config/config-file.js'
+import { DEFAULTS } from '../config/options.js'
 import { ConfigError } from '../errors.js'
 import {
   EXIT_OK,
@@ -49,7 +49,7 @@ export const revokeCommand: CommandSpec = {
 }
 
 async function runRevoke(args: Args): Promise<number> {
-  const { revokeToken } = await import('../revoke.js')
+  const { revokeToken } = await import('../client/revoke.js')
   const text = (name: string): string | undefined => stringOption(args, name)
   const configName = text('config')
   const file = configName === undefined ? undefined : (await readConfigFile(configName)).values

@@ -2,7 +2,7 @@
  * @module commands/token
  * `gangway token`: mints a signed token (JWT) for a daemon's --jwt-key (../token.ts) and prints only it.
  */
-import { parseTarget } from '../address.js'
+import { parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'
 import { EXIT_OK, parseSeconds, stringOption, type Args, type CommandSpec } from './command.js'
 
@@ -55,7 +55,7 @@ export const tokenCommand: CommandSpec = {
 }
 
 async function runToken(args: Args): Promise<number> {
-  const { mintToken } = await import('../token.js')
+  const { mintToken } = await import('../client/mint.js')
   const text = (name: string): string | undefined => stringOption(args, name)
   const keyFile = text('key')
   if (keyFile === undefined)

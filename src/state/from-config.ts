@@ -4,10 +4,10 @@
  * revocation heard on the channel closes that token's live tunnels here.
  */
 import type { Registry } from 'prom-client'
-import { hasTokenSource, type Config } from '../config.js'
+import { hasTokenSource, type Config } from '../config/options.js'
 import { ConfigError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { TunnelServer } from '../server.js'
+import type { TunnelServer } from '../gateway/server.js'
 import { createSharedState, type SharedState } from './redis-state.js'
 
 export interface StateFromConfigOptions {

@@ -8,9 +8,9 @@
  */
 import http from 'node:http'
 import https from 'node:https'
-import { parseTarget } from '../address.js'
+import { parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'
-import { hostPortFields, type Resolution, type TargetResolver } from './index.js'
+import { hostPortFields, type Resolution, type TargetResolver } from './resolver.js'
 
 const MAX_BODY_BYTES = 16 * 1024
 const MAX_CACHE_ENTRIES = 10_000

@@ -20,10 +20,10 @@ import {
   type JWTPayload,
   type JWTVerifyGetKey,
 } from 'jose'
-import { parseTarget } from '../address.js'
-import type { Target } from '../config.js'
+import { parseTarget } from '../config/address.js'
+import type { Target } from '../config/options.js'
 import { ConfigError } from '../errors.js'
-import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './index.js'
+import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './resolver.js'
 import { routeResolution, type Routes } from './routes.js'
 
 const ASYMMETRIC = ['RS256', 'ES256', 'EdDSA']

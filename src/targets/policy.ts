@@ -12,7 +12,7 @@ import type { LookupAddress } from 'node:dns'
 import { realpath } from 'node:fs/promises'
 import { BlockList, isIP } from 'node:net'
 import { basename, dirname, join, resolve as resolvePath, sep } from 'node:path'
-import type { Target } from '../config.js'
+import type { Target } from '../config/options.js'
 import { ConfigError, tunnelError } from '../errors.js'
 
 export interface CheckedTarget {

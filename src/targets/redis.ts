@@ -7,9 +7,9 @@
  * token": commands fail fast instead of queueing while the connection is down.
  */
 import { Redis } from 'ioredis'
-import { parseTarget } from '../address.js'
+import { parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'
-import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './index.js'
+import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './resolver.js'
 
 export interface RedisOptions {
   /** `redis://[:password@]host[:port][/db]`, or websockify's `host[:port[:db[:password[:namespace]]]]`. */

@@ -4,8 +4,8 @@
  * it. These targets are the operator's own, so the target policy does not apply to them. Tokens are looked
  * up by their SHA-256 (no secret is compared character by character).
  */
-import { parseTarget } from '../address.js'
-import type { Target, TextPolicy } from '../config.js'
+import { parseTarget } from '../config/address.js'
+import type { Target, TextPolicy } from '../config/options.js'
 import { ConfigError } from '../errors.js'
 import {
   describeValue,
@@ -14,10 +14,10 @@ import {
   parseCount,
   parseList,
   parseSeconds,
-} from '../option-values.js'
-import { tokenKey } from '../auth/token.js'
-import { parseTargetTlsSpec } from '../target-tls.js'
-import type { Resolution, RouteOptions, TargetResolver } from './index.js'
+} from '../config/option-values.js'
+import { tokenKey } from '../auth/carriers.js'
+import { parseTargetTlsSpec } from './target-tls.js'
+import type { Resolution, RouteOptions, TargetResolver } from './resolver.js'
 
 export interface Route {
   readonly name: string

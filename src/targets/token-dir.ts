@@ -10,7 +10,7 @@ import { constants } from 'node:fs'
 import { open, stat } from 'node:fs/promises'
 import { join, resolve as resolvePath } from 'node:path'
 import { ConfigError } from '../errors.js'
-import type { Resolution, TargetResolver } from './index.js'
+import type { Resolution, TargetResolver } from './resolver.js'
 import { parseTokenTarget } from './token-file.js'
 
 /** A token usable as a file name: no separators, no dot files, no `..`. */

@@ -11,11 +11,11 @@
 import { watch, type FSWatcher } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve as resolvePath } from 'node:path'
-import type { Target } from '../config.js'
+import type { Target } from '../config/options.js'
 import { ConfigError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
-import { tokenKey } from '../auth/token.js'
-import type { TargetResolver } from './index.js'
+import { tokenKey } from '../auth/carriers.js'
+import type { TargetResolver } from './resolver.js'
 
 /** A target the tunnel reaches over TLS, with the daemon-wide TLS settings (docs/auth.md). */
 const TLS_PREFIX = 'tls://'

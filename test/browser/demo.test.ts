@@ -1,7 +1,7 @@
 import { connect } from 'node:net'
 import type { Page } from 'playwright-core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DEMO_WEB_ROOT, startDemoService } from '../../src/demo.js'
+import { DEMO_WEB_ROOT, startDemoService } from '../../src/commands/demo-service.js'
 import { launchBrowser } from '../helpers/browser.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { startTunnel } from '../helpers/tunnel.js'

@@ -3,7 +3,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { launchBrowser } from '../helpers/browser.js'
 import { freePort, startEchoServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
-import type { TunnelServer } from '../../src/server.js'
+import type { TunnelServer } from '../../src/gateway/server.js'
 
 const d = createDisposer()
 afterEach(() => d.run())

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { createAdminServer } from '../../src/admin.js'
-import { createMetrics } from '../../src/metrics.js'
+import { createAdminServer } from '../../src/ops/admin.js'
+import { createMetrics } from '../../src/ops/metrics.js'
 import { launchBrowser } from '../helpers/browser.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { startEchoServer } from '../helpers/tcp.js'

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { describeDefault, OPTIONS } from '../../src/config.js'
+import { describeDefault, OPTIONS } from '../../src/config/options.js'
 import { REPO_ROOT } from './gangway-process.js'
 
 describe('docs/cli.md', () => {

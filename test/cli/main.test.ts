@@ -1,7 +1,7 @@
 import { access } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { main } from '../../src/cli.js'
+import { main } from '../../src/commands/cli.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
 

@@ -12,7 +12,7 @@ import { makeCa, makeLeaf, type CertFiles } from '../helpers/certs.js'
 import { blobRoundTrip, redisThroughTunnel } from '../helpers/redis-client.js'
 import { memoryLogger, startTunnel } from '../helpers/tunnel.js'
 import { connectAndClose } from '../helpers/ws.js'
-import type { Target } from '../../src/config.js'
+import type { Target } from '../../src/config/options.js'
 
 const d = createDisposer()
 afterEach(() => d.run())

@@ -3,8 +3,8 @@
  * as the CLI does, and registers its shutdown (server, then the gate's watchers) with the disposer.
  */
 import { createAccessFromConfig } from '../../src/auth/from-config.js'
-import { DEFAULTS, type Config } from '../../src/config.js'
-import { createTunnelServer, type TunnelServer } from '../../src/server.js'
+import { DEFAULTS, type Config } from '../../src/config/options.js'
+import { createTunnelServer, type TunnelServer } from '../../src/gateway/server.js'
 import type { Access } from '../../src/auth/access.js'
 import type { Disposer } from './disposer.js'
 import type { MemoryLogger } from './tunnel.js'

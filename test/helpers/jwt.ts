@@ -1,5 +1,5 @@
 /** Signed tokens for tests, minted as `gangway token` does (src/token.ts). */
-import { mintToken } from '../../src/token.js'
+import { mintToken } from '../../src/client/mint.js'
 
 /** A single-use signed token for `target` (host:port), valid for a minute, signed with the key in `keyFile`. */
 export function singleUseToken(keyFile: string, target: string): Promise<string> {

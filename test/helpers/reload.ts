@@ -4,9 +4,9 @@
  */
 import type { Access } from '../../src/auth/access.js'
 import { createAccessFromConfig, createAccessState } from '../../src/auth/from-config.js'
-import type { Config } from '../../src/config.js'
-import { createReloader, type Reloader } from '../../src/reload.js'
-import { createTunnelServer, type TunnelServer } from '../../src/server.js'
+import type { Config } from '../../src/config/options.js'
+import { createReloader, type Reloader } from '../../src/ops/reload.js'
+import { createTunnelServer, type TunnelServer } from '../../src/gateway/server.js'
 import type { Disposer } from './disposer.js'
 import { memoryLogger } from './tunnel.js'
 

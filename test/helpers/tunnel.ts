@@ -2,8 +2,8 @@
  * Starts an in-process Gangway tunnel server on 127.0.0.1:0 in front of a target, with test-friendly
  * defaults (no heartbeat) and any overrides, and registers its shutdown with the disposer.
  */
-import { createTunnelServer, type TunnelServer } from '../../src/server.js'
-import { DEFAULTS, type Config, type Target } from '../../src/config.js'
+import { createTunnelServer, type TunnelServer } from '../../src/gateway/server.js'
+import { DEFAULTS, type Config, type Target } from '../../src/config/options.js'
 import type { Logger } from '../../src/log.js'
 import type { Disposer } from './disposer.js'
 import type { Socket } from 'node:net'

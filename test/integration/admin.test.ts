@@ -4,10 +4,10 @@ import { createDisposer } from '../helpers/disposer.js'
 import { freePort, startEchoServer } from '../helpers/tcp.js'
 import { tcpTarget } from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
-import { createAdminServer } from '../../src/admin.js'
-import { createMetrics } from '../../src/metrics.js'
-import { createTunnelServer } from '../../src/server.js'
-import { DEFAULTS, type Config, type Target } from '../../src/config.js'
+import { createAdminServer } from '../../src/ops/admin.js'
+import { createMetrics } from '../../src/ops/metrics.js'
+import { createTunnelServer } from '../../src/gateway/server.js'
+import { DEFAULTS, type Config, type Target } from '../../src/config/options.js'
 
 const d = createDisposer()
 afterEach(() => d.run())

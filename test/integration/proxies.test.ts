@@ -6,7 +6,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed } from '../helpers/ws.js'
-import { encodeProxyHeader, parseProxyHeader } from '../../src/proxy-protocol.js'
+import { encodeProxyHeader, parseProxyHeader } from '../../src/gateway/proxy-protocol.js'
 
 const d = createDisposer()
 afterEach(() => d.run())

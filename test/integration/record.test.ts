@@ -8,7 +8,7 @@ import { tempDir } from '../helpers/tmp.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed } from '../helpers/ws.js'
-import { readRecording, type RecordingEntry } from '../../src/replay.js'
+import { readRecording, type RecordingEntry } from '../../src/client/replay.js'
 import { runGangway } from '../cli/gangway-process.js'
 
 const d = createDisposer()

@@ -9,8 +9,8 @@ import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { type RawData } from 'ws'
-import { DEFAULTS, type Config } from '../../src/config.js'
-import { createTunnelServer, type TunnelServer } from '../../src/server.js'
+import { DEFAULTS, type Config } from '../../src/config/options.js'
+import { createTunnelServer, type TunnelServer } from '../../src/gateway/server.js'
 import { startRedis, type ContainerService } from '../helpers/containers.js'
 
 // --- RESP (version 2) replies, parsed from the accumulated bytes -------------------------------------

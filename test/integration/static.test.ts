@@ -5,7 +5,7 @@ import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { createStaticHandler } from '../../src/static.js'
+import { createStaticHandler } from '../../src/gateway/static.js'
 import { createDisposer } from '../helpers/disposer.js'
 
 const SECRET = 'TOP-SECRET-6f1c2a'

@@ -13,7 +13,7 @@ import { hashIncoming, pushRandom } from '../helpers/peers.js'
 import { startTlsTarget, type TlsTargetOptions } from '../helpers/tls-target.js'
 import { startTunnel } from '../helpers/tunnel.js'
 import { closed, openWs } from '../helpers/ws.js'
-import type { Config, Target } from '../../src/config.js'
+import type { Config, Target } from '../../src/config/options.js'
 import type { BackpressureEvent } from '../../src/events.js'
 import { INITIAL_CREDIT, SUBPROTOCOL_V1 } from '../../src/protocol.js'
 

@@ -16,7 +16,7 @@ import { startAccessTunnel } from '../helpers/access.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 import { rawRequest, upgradeRequest } from '../helpers/raw-http.js'
 import { parseRoutes } from '../../src/targets/routes.js'
-import type { Target } from '../../src/config.js'
+import type { Target } from '../../src/config/options.js'
 
 const MiB = 1024 * 1024
 const TOTAL = 16 * MiB

@@ -10,7 +10,7 @@ import { memoryLogger } from '../helpers/tunnel.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 import { tokenDir } from '../../src/targets/token-dir.js'
 import { createAccessFromConfig } from '../../src/auth/from-config.js'
-import { DEFAULTS } from '../../src/config.js'
+import { DEFAULTS } from '../../src/config/options.js'
 
 const d = createDisposer()
 afterEach(() => d.run())

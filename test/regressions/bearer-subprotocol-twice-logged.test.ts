@@ -4,7 +4,7 @@
  * one decode away) reached the log. The duplicate is now named without its value.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { bearerSubprotocol } from '../../src/auth/token.js'
+import { bearerSubprotocol } from '../../src/auth/carriers.js'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'

@@ -5,7 +5,7 @@
  * redacts every parameter whose decoded name is `token`.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { redactUrl } from '../../src/auth/token.js'
+import { redactUrl } from '../../src/auth/carriers.js'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'

@@ -4,8 +4,8 @@
  * with its password. Passwords in kept URLs are now redacted, as the shared state's own log lines do.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { DEFAULTS, type Config } from '../../src/config.js'
-import { logReloadReport } from '../../src/reload.js'
+import { DEFAULTS, type Config } from '../../src/config/options.js'
+import { logReloadReport } from '../../src/ops/reload.js'
 import { parseRoutes } from '../../src/targets/routes.js'
 import { expectNoSecretsLogged } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'

@@ -3,7 +3,7 @@
  * yaml library throw a ReferenceError, which escaped as a crash with a stack trace instead of exit 2.
  */
 import { describe, expect, it } from 'vitest'
-import { parseConfigText } from '../../src/config-file.js'
+import { parseConfigText } from '../../src/config/config-file.js'
 import { ConfigError } from '../../src/errors.js'
 
 describe('regression: YAML aliases in config files', () => {

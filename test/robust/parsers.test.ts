@@ -4,13 +4,13 @@
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { formatAddress, parseListen, parseTarget } from '../../src/address.js'
-import { parseConfigText } from '../../src/config-file.js'
-import { resolveConfig } from '../../src/config.js'
+import { formatAddress, parseListen, parseTarget } from '../../src/config/address.js'
+import { parseConfigText } from '../../src/config/config-file.js'
+import { resolveConfig } from '../../src/config/options.js'
 import { ConfigError } from '../../src/errors.js'
-import { parseBytes, parseMode, parseSeconds } from '../../src/option-values.js'
-import { encodeProxyHeader, parseProxyHeader } from '../../src/proxy-protocol.js'
-import { parseRequestPath } from '../../src/static.js'
+import { parseBytes, parseMode, parseSeconds } from '../../src/config/option-values.js'
+import { encodeProxyHeader, parseProxyHeader } from '../../src/gateway/proxy-protocol.js'
+import { parseRequestPath } from '../../src/gateway/static.js'
 import { scale } from './scale.js'
 
 const RUNS = scale(2_000, 50_000)

@@ -13,7 +13,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { startTcpServer, type TcpServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { openWs } from '../helpers/ws.js'
-import type { TunnelServer } from '../../src/server.js'
+import type { TunnelServer } from '../../src/gateway/server.js'
 import { scale } from './scale.js'
 
 const d = createDisposer()

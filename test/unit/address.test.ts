@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { formatAddress, parseListen, parseTarget } from '../../src/address.js'
+import { formatAddress, parseListen, parseTarget } from '../../src/config/address.js'
 import { ConfigError } from '../../src/errors.js'
 
 function errorOf(fn: () => unknown): ConfigError {

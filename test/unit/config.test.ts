@@ -2,7 +2,7 @@ import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { locateJsonError, parseConfigText, readConfigFile } from '../../src/config-file.js'
+import { locateJsonError, parseConfigText, readConfigFile } from '../../src/config/config-file.js'
 import {
   DEFAULTS,
   MAX_SECONDS,
@@ -17,7 +17,7 @@ import {
   resolveConfig,
   resolveOptions,
   type Config,
-} from '../../src/config.js'
+} from '../../src/config/options.js'
 import { ConfigError } from '../../src/errors.js'
 
 function messageOf(fn: () => unknown): string {

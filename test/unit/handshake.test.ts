@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { extensionsProblem, subprotocolProblem } from '../../src/handshake.js'
+import { extensionsProblem, subprotocolProblem } from '../../src/gateway/handshake.js'
 
 describe('Sec-WebSocket-Protocol grammar', () => {
   it.each([undefined, 'binary', 'gangway.v1, binary', 'a,b ,  c'])('accepts %j', (header) => {

@@ -1,7 +1,7 @@
 import type { LookupAddress } from 'node:dns'
 import { describe, expect, it } from 'vitest'
 import { createTargetPolicy, parseRule } from '../../src/targets/policy.js'
-import type { Target } from '../../src/config.js'
+import type { Target } from '../../src/config/options.js'
 
 const DNS: Record<string, LookupAddress[]> = {
   'db.internal': [{ address: '10.1.2.3', family: 4 }],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { encodeProxyHeader, parseProxyHeader } from '../../src/proxy-protocol.js'
-import { parseTrustedProxies } from '../../src/client-address.js'
+import { encodeProxyHeader, parseProxyHeader } from '../../src/gateway/proxy-protocol.js'
+import { parseTrustedProxies } from '../../src/gateway/client-address.js'
 
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex')
 

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { OPTIONS } from '../../src/config.js'
-import { RESTART_ONLY } from '../../src/reload.js'
+import { OPTIONS } from '../../src/config/options.js'
+import { RESTART_ONLY } from '../../src/ops/reload.js'
 import { REPO_ROOT } from '../cli/gangway-process.js'
 
 /** The config keys named in backticks in one column of the reload table of docs/operations.md. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseTokenFile, type TokenTable } from '../../src/targets/token-file.js'
-import { tokenKey } from '../../src/auth/token.js'
+import { tokenKey } from '../../src/auth/carriers.js'
 
 function lookup(table: TokenTable, token: string) {
   return table.get(tokenKey(token))

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { resolveConfig } from '../../src/config.js'
+import { resolveConfig } from '../../src/config/options.js'
 
 function resolve(flags: Record<string, unknown>) {
   return resolveConfig({ flags, listen: '127.0.0.1:6080', cwd: '/srv' })

@@ -5,7 +5,7 @@ import {
   redactUrl,
   safeEqual,
   type TokenSources,
-} from '../../src/auth/token.js'
+} from '../../src/auth/carriers.js'
 import { allowOrigins } from '../../src/auth/origin.js'
 import { createConnectionCounter, createFailureLimiter } from '../../src/auth/limits.js'
 

@@ -8,8 +8,8 @@ import { watch, type FSWatcher } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { createSecureContext, type SecureContextOptions } from 'node:tls'
-import type { Config } from './config.js'
-import { ConfigError } from './errors.js'
+import type { Config } from '../config/options.js'
+import { ConfigError } from '../errors.js'
 
 export interface TlsSettings {
   readonly certFile: string

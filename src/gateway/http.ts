@@ -8,7 +8,7 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Duplex } from 'node:stream'
 import { createStaticHandler } from './static.js'
 import { serveShimBundle, SHIM_PATH } from './shim-bundle.js'
-import type { Logger } from './log.js'
+import type { Logger } from '../log.js'
 
 export interface HttpContext {
   readonly webRoot: string | undefined

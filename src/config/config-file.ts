@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { parseAllDocuments } from 'yaml'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 
 export interface ConfigFile {
   /** The path as the user wrote it, for error messages. */

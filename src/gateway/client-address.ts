@@ -7,7 +7,7 @@
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 import { unmap, type ProxyAddresses } from './proxy-protocol.js'
 
 /** The addresses a PROXY header gave for a connection, attached to its socket by the server. */

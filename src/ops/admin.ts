@@ -9,13 +9,13 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { silentLogger, type Logger } from './log.js'
-import type { ListenAddress } from './config.js'
-import { GangwayError } from './errors.js'
-import type { RouteTotals, TunnelInfo, TunnelStats } from './server.js'
-import { VERSION } from './version.js'
-import type { SharedState } from './state/redis-state.js'
-import { answerRevokeRequest } from './state/revoke.js'
+import { silentLogger, type Logger } from '../log.js'
+import type { ListenAddress } from '../config/options.js'
+import { GangwayError } from '../errors.js'
+import type { RouteTotals, TunnelInfo, TunnelStats } from '../gateway/server.js'
+import { VERSION } from '../version.js'
+import type { SharedState } from '../state/redis-state.js'
+import { answerRevokeRequest } from '../state/revoke.js'
 
 export interface AdminServer {
   listen(): Promise<void>
@@ -55,8 +55,8 @@ const MAX_BODY_BYTES = 16 * 1024
 /** The status page: one HTML file and one script, served as they are (read by an admin server with a token). */
 function readStatusPage(): { html: Buffer; js: Buffer } {
   return {
-    html: readFileSync(new URL('../web/admin/status.html', import.meta.url)),
-    js: readFileSync(new URL('../web/admin/status.js', import.meta.url)),
+    html: readFileSync(new URL('../../web/admin/status.html', import.meta.url)),
+    js: readFileSync(new URL('../../web/admin/status.js', import.meta.url)),
   }
 }
 

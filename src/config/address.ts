@@ -6,8 +6,8 @@
  */
 import { isIPv4, isIPv6 } from 'node:net'
 import { resolve } from 'node:path'
-import { ConfigError } from './errors.js'
-import type { ListenAddress, Target } from './config.js'
+import { ConfigError } from '../errors.js'
+import type { ListenAddress, Target } from './options.js'
 
 export interface ParseAddressOptions {
   /** How the value is named in error messages (default `LISTEN` / `TARGET`). */

@@ -12,21 +12,21 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { WebSocket, WebSocketServer } from 'ws'
-import type { Admission, Access, Refusal } from './auth/access.js'
-import { redactUrl } from './auth/token.js'
-import type { Config, Target } from './config.js'
-import { dial, describeTarget } from './dial.js'
-import { TunnelError, tunnelError } from './errors.js'
+import type { Admission, Access, Refusal } from '../auth/access.js'
+import { redactUrl } from '../auth/carriers.js'
+import type { Config, Target } from '../config/options.js'
+import { dial, describeTarget } from '../targets/dial.js'
+import { TunnelError, tunnelError } from '../errors.js'
 import { writeHttpStatus } from './http.js'
-import type { Logger } from './log.js'
-import { refuseChannel } from './events.js'
+import type { Logger } from '../log.js'
+import { refuseChannel } from '../events.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
 import {
   tlsRefusalReason,
   tlsSettingsFor,
   type TargetTls,
   type TargetTlsSettings,
-} from './target-tls.js'
+} from '../targets/target-tls.js'
 
 /** What the upgrade listener needs from the server that owns it. */
 export interface UpgradeContext {

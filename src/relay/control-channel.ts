@@ -7,9 +7,9 @@
 import type { Socket } from 'node:net'
 import type { RawData, WebSocket } from 'ws'
 import type { Initiator } from './bridge.js'
-import { decodeClientMessage, encodeCredit, encodeOpen, EOF_MESSAGE } from './control.js'
-import { publishBackpressure } from './events.js'
-import { CloseCode, INITIAL_CREDIT } from './protocol.js'
+import { decodeClientMessage, encodeCredit, encodeOpen, EOF_MESSAGE } from './control-messages.js'
+import { publishBackpressure } from '../events.js'
+import { CloseCode, INITIAL_CREDIT } from '../protocol.js'
 
 /** What the control channel needs from the bridge. */
 export interface ControlHost {

@@ -9,10 +9,10 @@ import net from 'node:net'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
-import type { Target } from './config.js'
-import { describeTarget } from './dial.js'
-import { ConfigError, GangwayError } from './errors.js'
-import { RECORDING_FORMAT } from './record.js'
+import type { Target } from '../config/options.js'
+import { describeTarget } from '../targets/dial.js'
+import { ConfigError, GangwayError } from '../errors.js'
+import { RECORDING_FORMAT } from '../relay/record.js'
 
 export type RecordingEntry =
   | { kind: 'header'; conn: number; client: string; target: string; startedAt: string }

@@ -4,10 +4,10 @@
  * config-file validation from `OPTIONS`; the server only ever sees a validated, frozen `Config`.
  */
 import { parseListen, parseTarget } from './address.js'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 import { describeValue, parseOptionValue, type OptionValue } from './option-values.js'
-import { parseRoutes, type Routes } from './targets/routes.js'
-import { applyTokenPlugin, TOKEN_PLUGINS } from './auth/websockify-plugins.js'
+import { parseRoutes, type Routes } from '../targets/routes.js'
+import { applyTokenPlugin, TOKEN_PLUGINS } from './websockify-plugins.js'
 
 export * from './option-values.js'
 

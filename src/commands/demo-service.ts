@@ -11,10 +11,10 @@ import { once } from 'node:events'
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { resolve } from 'node:path'
-import type { Target } from './config.js'
+import type { Target } from '../config/options.js'
 
 /** Absolute path of `web/demo` (this file runs as `src/demo.ts` or `dist/demo.js`, both one level down). */
-export const DEMO_WEB_ROOT = resolve(fileURLToPath(new URL('../web/demo/', import.meta.url)))
+export const DEMO_WEB_ROOT = resolve(fileURLToPath(new URL('../../web/demo/', import.meta.url)))
 
 /** Longest line kept; the rest of a longer line is dropped up to its newline. */
 export const MAX_LINE_BYTES = 4096

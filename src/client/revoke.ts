@@ -4,10 +4,10 @@
  * (new connections with the token are refused with 4401) and publishes it (every node closes the token's
  * live tunnels with 4410 "token revoked"). Talks to Redis directly: no daemon needs to be reachable.
  */
-import { ConfigError } from './errors.js'
-import { createSharedState } from './state/redis-state.js'
-import { checkStateUrl } from './state/from-config.js'
-import { planRevocation, type RevocationRequest } from './state/revoke.js'
+import { ConfigError } from '../errors.js'
+import { createSharedState } from '../state/redis-state.js'
+import { checkStateUrl } from '../state/from-config.js'
+import { planRevocation, type RevocationRequest } from '../state/revoke.js'
 
 export interface RevokeOptions extends RevocationRequest {
   readonly stateRedis: string

@@ -6,16 +6,16 @@
  */
 import type http from 'node:http'
 import { WebSocketServer } from 'ws'
-import type { Access } from './auth/access.js'
-import type { Config, ListenAddress } from './config.js'
-import { CLOSE_TIMEOUT_MS } from './bridge.js'
-import { GangwayError } from './errors.js'
+import type { Access } from '../auth/access.js'
+import type { Config, ListenAddress } from '../config/options.js'
+import { CLOSE_TIMEOUT_MS } from '../relay/bridge.js'
+import { GangwayError } from '../errors.js'
 import { createClientErrorListener, createRequestListener } from './http.js'
-import { silentLogger, type Logger } from './log.js'
-import { CloseCode, SUBPROTOCOL_BINARY, SUBPROTOCOL_V1 } from './protocol.js'
+import { silentLogger, type Logger } from '../log.js'
+import { CloseCode, SUBPROTOCOL_BINARY, SUBPROTOCOL_V1 } from '../protocol.js'
 import { createUpgradeListener } from './upgrade.js'
-import { VERSION } from './version.js'
-import { noMetrics, type TunnelMetrics } from './metrics.js'
+import { VERSION } from '../version.js'
+import { noMetrics, type TunnelMetrics } from '../ops/metrics.js'
 import {
   createClientResolver,
   formatEndpoint,
@@ -24,8 +24,8 @@ import {
   type ProxiedSocket,
 } from './client-address.js'
 import { encodeProxyHeader, unmap } from './proxy-protocol.js'
-import { prepareRecordingDir } from './record.js'
-import { loadTargetTls, type TargetTls } from './target-tls.js'
+import { prepareRecordingDir } from '../relay/record.js'
+import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
 import { createListener } from './listener.js'
 import { createTunnelRegistry, type RouteTotals, type TunnelInfo } from './registry.js'
 

@@ -9,12 +9,12 @@ import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { AggregatorRegistry } from 'prom-client'
 import type { AdminStats, AdminView, MetricsSource } from './admin.js'
-import type { Config, ListenAddress } from './config.js'
-import type { Logger } from './log.js'
+import type { Config, ListenAddress } from '../config/options.js'
+import type { Logger } from '../log.js'
 import type { TunnelMetrics } from './metrics.js'
 import type { ReloadReport } from './reload.js'
-import type { RouteTotals, TunnelInfo, TunnelServer, TunnelStats } from './server.js'
-import type { SharedState } from './state/redis-state.js'
+import type { RouteTotals, TunnelInfo, TunnelServer, TunnelStats } from '../gateway/server.js'
+import type { SharedState } from '../state/redis-state.js'
 
 /** How many workers `config.workers` asks for (0 = one per core). */
 export function workerCount(config: Config): number {

@@ -9,7 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 export const SHIM_PATH = '/gangway.js'
 
 /** dist/gangway.min.js, found from dist/ (built) and from src/ (tests run the sources). */
-const BUNDLE_URL = new URL('../dist/gangway.min.js', import.meta.url)
+const BUNDLE_URL = new URL('../../dist/gangway.min.js', import.meta.url)
 
 let bundle: Buffer | undefined
 

@@ -5,8 +5,8 @@
  * Re-exported by `config.ts`; pure apart from resolving relative paths.
  */
 import { resolve as resolvePath } from 'node:path'
-import { ConfigError } from './errors.js'
-import type { OptionKind } from './config.js'
+import { ConfigError } from '../errors.js'
+import type { OptionKind } from './options.js'
 
 /** A parsed option value, as it lands in `Config`. */
 export type OptionValue = number | string | boolean | readonly string[] | undefined

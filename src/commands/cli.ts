@@ -6,16 +6,16 @@
  * parses its own options.
  */
 import yargs, { type Argv } from 'yargs'
-import { OPTIONS, parseBoolean } from './config.js'
-import { ConfigError, GangwayError } from './errors.js'
-import { VERSION } from './version.js'
-import { EXIT_OK, type Args, type CommandSpec } from './commands/command.js'
-import { clientCommand } from './commands/client.js'
-import { serveCommand } from './commands/daemon.js'
-import { demoCommand } from './commands/demo.js'
-import { replayCommand } from './commands/replay.js'
-import { revokeCommand } from './commands/revoke.js'
-import { tokenCommand } from './commands/token.js'
+import { OPTIONS, parseBoolean } from '../config/options.js'
+import { ConfigError, GangwayError } from '../errors.js'
+import { VERSION } from '../version.js'
+import { EXIT_OK, type Args, type CommandSpec } from './command.js'
+import { clientCommand } from './client.js'
+import { serveCommand } from './daemon.js'
+import { demoCommand } from './demo.js'
+import { replayCommand } from './replay.js'
+import { revokeCommand } from './revoke.js'
+import { tokenCommand } from './token.js'
 
 /** Exit codes: 0 after a clean drain (`EXIT_OK`), 1 when startup fails, 2 for a usage or configuration error. */
 const EXIT_STARTUP = 1

@@ -10,17 +10,17 @@
  * reported. Without `--config`, a reload re-reads the token sources and the certificate, as it always did.
  */
 import { isDeepStrictEqual } from 'node:util'
-import { formatAddress } from './address.js'
-import type { Access, Admission, Refusal } from './auth/access.js'
-import { createAccessFromConfig, type AccessState } from './auth/from-config.js'
-import { parseTrustedProxies } from './client-address.js'
-import { OPTIONS, type Config } from './config.js'
-import type { Logger } from './log.js'
-import { prepareRecordingDir } from './record.js'
-import type { TunnelServer } from './server.js'
-import type { SharedState } from './state/redis-state.js'
-import { loadTargetTls, type TargetTls } from './target-tls.js'
-import { loadTlsOptions, tlsSettings } from './tls.js'
+import { formatAddress } from '../config/address.js'
+import type { Access, Admission, Refusal } from '../auth/access.js'
+import { createAccessFromConfig, type AccessState } from '../auth/from-config.js'
+import { parseTrustedProxies } from '../gateway/client-address.js'
+import { OPTIONS, type Config } from '../config/options.js'
+import type { Logger } from '../log.js'
+import { prepareRecordingDir } from '../relay/record.js'
+import type { TunnelServer } from '../gateway/server.js'
+import type { SharedState } from '../state/redis-state.js'
+import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
+import { loadTlsOptions, tlsSettings } from '../gateway/tls.js'
 
 /**
  * Options a running daemon cannot change: the sockets it listens on, its processes, TLS on the listener,

@@ -8,7 +8,7 @@
 import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { SignJWT } from 'jose'
-import { ConfigError } from './errors.js'
+import { ConfigError } from '../errors.js'
 
 export interface MintOptions {
   keyFile: string

@@ -4,7 +4,7 @@
  * bytes). Pure functions: encode what the daemon sends, decode and validate what a client sends. The wire
  * format is specified in docs/protocol.md.
  */
-import { MAX_CONTROL_MESSAGE_BYTES } from './protocol.js'
+import { MAX_CONTROL_MESSAGE_BYTES } from '../protocol.js'
 
 /** Where the daemon's TCP leg is connected (absent fields: a unix socket, or unknown). */
 export interface OpenInfo {

@@ -6,8 +6,8 @@
  * nothing of WebSockets, carriers or policy.
  */
 import type { IncomingMessage } from 'node:http'
-import type { Target, TextPolicy } from '../config.js'
-import type { TargetTlsSpec } from '../target-tls.js'
+import type { Target, TextPolicy } from '../config/options.js'
+import type { TargetTlsSpec } from './target-tls.js'
 
 export type { Target }
 

@@ -10,9 +10,9 @@ import type { LookupAddress } from 'node:dns'
 import net, { type LookupFunction, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { createSecureContext, type TLSSocket } from 'node:tls'
-import type { Target } from './config.js'
-import { tunnelError, type TunnelError, type TunnelErrorCode } from './errors.js'
-import { createTargetReads, registerTargetReads } from './target-reads.js'
+import type { Target } from '../config/options.js'
+import { tunnelError, type TunnelError, type TunnelErrorCode } from '../errors.js'
+import { createTargetReads, registerTargetReads } from '../relay/target-reads.js'
 import { secureTarget, tlsFailure, type TargetTlsSettings, type TcpTarget } from './target-tls.js'
 
 /** Delay before the next address is tried while one is still connecting (RFC 8305 suggests 250 ms). */

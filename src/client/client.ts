@@ -11,9 +11,9 @@ import { Duplex } from 'node:stream'
 import WebSocket from 'ws'
 // The library's own Node entry (built from web/node before src/), as any user of the package imports it.
 import { connectNet, type TunnelNetSocket } from 'gangway/node'
-import { redactUrl } from './auth/token.js'
-import type { ListenAddress } from './config.js'
-import type { Logger } from './log.js'
+import { redactUrl } from '../auth/carriers.js'
+import type { ListenAddress } from '../config/options.js'
+import type { Logger } from '../log.js'
 
 export interface ClientOptions {
   /** The daemon's WebSocket URL (ws: or wss:). */

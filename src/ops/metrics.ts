@@ -5,7 +5,7 @@
  * dial); nothing here runs per chunk: byte counters of live tunnels are read when Prometheus scrapes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { TunnelResult } from './bridge.js'
+import type { TunnelResult } from '../relay/bridge.js'
 
 export interface TunnelMetrics {
   readonly registry: Registry

@@ -12,10 +12,10 @@ import { isIP, type Socket } from 'node:net'
 import { resolve as resolvePath } from 'node:path'
 import tls, { type SecureContext, type TLSSocket } from 'node:tls'
 import { X509Certificate } from 'node:crypto'
-import type { Config, Target } from './config.js'
-import type { TunnelError } from './errors.js'
-import { ConfigError, tunnelError } from './errors.js'
-import { describeValue } from './option-values.js'
+import type { Config, Target } from '../config/options.js'
+import type { TunnelError } from '../errors.js'
+import { ConfigError, tunnelError } from '../errors.js'
+import { describeValue } from '../config/option-values.js'
 
 /** TLS settings as configured: file paths (absolute), a server name, `insecure`. */
 export interface TargetTlsSpec {

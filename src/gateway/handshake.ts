@@ -4,7 +4,7 @@
  * connection to the target: the subprotocol list (RFC 6455 4.1, a comma-separated list of distinct
  * tokens) and, when permessage-deflate is on, the extension offer (RFC 6455 9.1, RFC 7692 7.1).
  */
-import { SUBPROTOCOL_BEARER_PREFIX } from './protocol.js'
+import { SUBPROTOCOL_BEARER_PREFIX } from '../protocol.js'
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
