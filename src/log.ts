@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto'
 import { pino, type DestinationStream } from 'pino'
-import type { LogFormat, LogLevel } from './config/options.js'
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
+export type LogFormat = 'auto' | 'json' | 'pretty'
 
 export type LogFields = Record<string, unknown>
 

@@ -1,5 +1,5 @@
 /**
- * @module auth/token
+ * @module auth/carriers
  * Where a token travels, and in which order the carriers are read (pure: headers and URL in, token out).
  * Precedence, first present wins: 1. `Sec-WebSocket-Protocol` entry `gangway.bearer.<base64url>`,
  * 2. `Authorization: Bearer`, 3. the token cookie, 4. `?token=` in the query, 5. the `Host` header (only with
@@ -184,11 +184,6 @@ export function safeEqual(a: string, b: string): boolean {
   const left = createHash('sha256').update(a).digest()
   const right = createHash('sha256').update(b).digest()
   return timingSafeEqual(left, right)
-}
-
-/** The key a secret is stored under in a lookup table: its SHA-256, so lookups never compare secrets. */
-export function tokenKey(token: string): string {
-  return createHash('sha256').update(token).digest('hex')
 }
 
 /** Encodes a token as the `Sec-WebSocket-Protocol` entry a browser client offers. */

@@ -11,10 +11,10 @@ import { httpTokenApi } from '../targets/http-api.js'
 import { jwtTokens } from '../targets/jwt.js'
 import { createTargetPolicy } from '../targets/policy.js'
 import { redisTokens } from '../targets/redis.js'
-import { staticRoutes, type Routes } from '../targets/routes.js'
+import type { Routes } from '../config/routes.js'
+import { staticRoutes } from '../targets/routes.js'
 import { tokenDir } from '../targets/token-dir.js'
 import { tokenFile } from '../targets/token-file.js'
-import type { SharedState } from '../state/redis-state.js'
 import { createAccess, FAILURE_WINDOW_MS, type Access } from './access.js'
 import {
   createConnectionCounter,
@@ -24,10 +24,17 @@ import {
 } from './limits.js'
 import { allowOrigins } from './origin.js'
 
+/** What the gate needs of the state shared across nodes (state/redis-state.ts's `SharedState` is one). */
+export interface SharedAccessState {
+  isRevoked(fingerprint: string): Promise<boolean>
+  claimOnce(id: string, ttlMs: number): Promise<boolean>
+  readonly slots: ConnectionCounter
+}
+
 export interface AccessFromConfigOptions {
   logger?: Logger
   /** State shared across nodes (`--state-redis`): revocations, connection slots, single-use JWT ids. */
-  shared?: SharedState | undefined
+  shared?: SharedAccessState | undefined
   /** State that outlives one gate (a SIGHUP reload builds a new gate): see `createAccessState`. */
   state?: AccessState
 }

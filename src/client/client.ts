@@ -1,5 +1,5 @@
 /**
- * @module client
+ * @module client/client
  * `gangway client`: native tools through the gateway. A local TCP (or unix) listener whose every connection
  * opens its own tunnel, or one tunnel on stdin/stdout (`--stdio`, for `ssh -o ProxyCommand`). It speaks
  * gangway.v1 through the Node adapter (`web/node`), so backpressure and half-close behave as in the daemon,

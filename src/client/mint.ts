@@ -1,5 +1,5 @@
 /**
- * @module token
+ * @module client/mint
  * `gangway token`: mints a signed token (JWT) for the daemon's JWT resolver, so operators and scripts can
  * hand out short-lived access without writing code. The key file is the one the daemon reads with
  * `--jwt-key`: an HMAC secret (HS256), or a PEM private key (RS256, ES256 on P-256, or EdDSA on Ed25519;

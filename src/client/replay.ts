@@ -1,5 +1,5 @@
 /**
- * @module replay
+ * @module client/replay
  * `gangway replay FILE`: reads a session recording (see record.ts and docs/recording.md), prints it as a
  * timeline, or re-sends its client side (the `up` bytes) to a target with the original timing, so a
  * protocol exchange can be reproduced against a test server.

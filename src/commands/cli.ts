@@ -1,5 +1,5 @@
 /**
- * @module cli
+ * @module commands/cli
  * The `gangway` command line: yargs → the subcommand that runs (one module each under commands/). The only
  * module that writes usage errors to stderr or picks the failure exit codes (2 usage, 1 startup); a second
  * signal's 130/143 and its `process.exit` are in commands/signals.ts. Subcommands live in `COMMANDS`; each

@@ -1,5 +1,5 @@
 /**
- * @module demo
+ * @module commands/demo-service
  * The demo's TCP side: a tiny line-based chat room on 127.0.0.1 that `gangway demo` (and the browser
  * test) put behind the gateway, plus the location of the page that talks to it (`web/demo`).
  * Protocol: UTF-8 lines ending in `\n`. Every line a client sends is broadcast to everyone as

@@ -1,5 +1,5 @@
 /**
- * @module address
+ * @module config/address
  * The LISTEN and TARGET address grammar shared by the positionals and the config file's `listen`/`target`
  * keys (websockify-compatible: `6080`, `127.0.0.1:6080`, `[::1]:5900`, `db.internal:5432`, plus
  * `unix:/path`). Pure string work: no DNS, no file system; errors are one-line `ConfigError`s.
@@ -7,7 +7,14 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { resolve } from 'node:path'
 import { ConfigError } from '../errors.js'
-import type { ListenAddress, Target } from './options.js'
+
+/** Where the daemon listens. */
+export type ListenAddress =
+  { kind: 'tcp'; host: string | undefined; port: number } | { kind: 'unix'; path: string }
+
+/** What a tunnel dials. */
+export type Target =
+  { kind: 'tcp'; host: string; port: number; tls?: true } | { kind: 'unix'; path: string }
 
 export interface ParseAddressOptions {
   /** How the value is named in error messages (default `LISTEN` / `TARGET`). */

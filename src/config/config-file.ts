@@ -1,5 +1,5 @@
 /**
- * @module config-file
+ * @module config/config-file
  * Reads a `--config` file into a plain key → value mapping: JSON for `.json`, YAML for `.yaml`/`.yml`,
  * otherwise JSON and then YAML. Every error names the file, and syntax errors their line and column.
  * It does not know the option keys: `resolveConfig` validates them.

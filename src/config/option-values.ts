@@ -1,12 +1,23 @@
 /**
- * @module option-values
+ * @module config/option-values
  * The value grammar of every `OptionKind` (seconds, sizes, counts, modes, choices, booleans, paths): one
  * parser per kind, shared by flags and config files so both report a bad value in the same words.
  * Re-exported by `config.ts`; pure apart from resolving relative paths.
  */
 import { resolve as resolvePath } from 'node:path'
 import { ConfigError } from '../errors.js'
-import type { OptionKind } from './options.js'
+
+/** The kind of value an option takes; the CLI parses flag and file values with it. */
+export type OptionKind =
+  | 'seconds' // a non-negative number of seconds, decimals allowed; 0 turns the feature off where noted
+  | 'bytes' // a positive size: 1048576, 1MiB, 512KiB, 4mb
+  | 'count' // a non-negative integer
+  | 'boolean'
+  | 'string'
+  | 'path'
+  | 'mode' // octal permission bits, e.g. 600 or 0660
+  | 'list' // a repeatable string: the flag may be given several times, the file key holds a list
+  | { choices: readonly string[] }
 
 /** A parsed option value, as it lands in `Config`. */
 export type OptionValue = number | string | boolean | readonly string[] | undefined

@@ -1,28 +1,26 @@
 /**
- * @module config
+ * @module config/options
  * Every option Gangway has, once: its config key, flag, default and meaning. The CLI builds `--help` and the
  * config-file validation from `OPTIONS`; the server only ever sees a validated, frozen `Config`.
  */
-import { parseListen, parseTarget } from './address.js'
+import { parseListen, parseTarget, type ListenAddress, type Target } from './address.js'
 import { ConfigError } from '../errors.js'
-import { describeValue, parseOptionValue, type OptionValue } from './option-values.js'
-import { parseRoutes, type Routes } from '../targets/routes.js'
+import type { LogFormat, LogLevel } from '../log.js'
+import {
+  describeValue,
+  parseOptionValue,
+  type OptionKind,
+  type OptionValue,
+} from './option-values.js'
+import { parseRoutes, type Routes, type TextPolicy } from './routes.js'
 import { applyTokenPlugin, TOKEN_PLUGINS } from './websockify-plugins.js'
 
 export * from './option-values.js'
+export type { ListenAddress, Target } from './address.js'
+export type { LogFormat, LogLevel } from '../log.js'
+export type { TextPolicy } from './routes.js'
 
-/** Where the daemon listens. */
-export type ListenAddress =
-  { kind: 'tcp'; host: string | undefined; port: number } | { kind: 'unix'; path: string }
-
-/** What a tunnel dials. */
-export type Target =
-  { kind: 'tcp'; host: string; port: number; tls?: true } | { kind: 'unix'; path: string }
-
-export type TextPolicy = 'forward' | 'reject'
 export type RefuseWith = 'close' | 'http'
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
-export type LogFormat = 'auto' | 'json' | 'pretty'
 
 export interface Config {
   /** Listen address (positional LISTEN). */
@@ -106,18 +104,6 @@ export type OptionField = Exclude<
   keyof Config,
   'listen' | 'target' | 'routes' | 'jwtSecretEncoding'
 >
-
-/** The kind of value an option takes; the CLI parses flag and file values with it. */
-export type OptionKind =
-  | 'seconds' // a non-negative number of seconds, decimals allowed; 0 turns the feature off where noted
-  | 'bytes' // a positive size: 1048576, 1MiB, 512KiB, 4mb
-  | 'count' // a non-negative integer
-  | 'boolean'
-  | 'string'
-  | 'path'
-  | 'mode' // octal permission bits, e.g. 600 or 0660
-  | 'list' // a repeatable string: the flag may be given several times, the file key holds a list
-  | { choices: readonly string[] }
 
 export interface OptionSpec {
   /** Config-file key (camelCase); the flag is its kebab-case form. */

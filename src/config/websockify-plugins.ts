@@ -1,5 +1,5 @@
 /**
- * @module auth/websockify-plugins
+ * @module config/websockify-plugins
  * websockify's `--token-plugin NAME --token-source SOURCE` as aliases of Gangway's own options, so a
  * websockify command line keeps working: TokenFile and ReadOnlyTokenFile → `tokenFile`, TokenFileName →
  * `tokenDir`, JWTTokenApi → `jwtKey` (an HMAC key file read as base64url, as websockify does), TokenRedis →

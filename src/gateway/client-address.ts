@@ -1,5 +1,5 @@
 /**
- * @module client-address
+ * @module gateway/client-address
  * Who the client really is. Behind a load balancer the socket's peer is the balancer: its PROXY protocol
  * header (when the listener expects one) or, from a trusted proxy only, `Forwarded`/`X-Forwarded-For`
  * name the client instead. Headers from anyone else are ignored, so a client cannot forge its address.

@@ -1,5 +1,5 @@
 /**
- * @module handshake
+ * @module gateway/handshake
  * Header grammars checked before the target is dialled, so that a handshake ws would refuse never costs a
  * connection to the target: the subprotocol list (RFC 6455 4.1, a comma-separated list of distinct
  * tokens) and, when permessage-deflate is on, the extension offer (RFC 6455 9.1, RFC 7692 7.1).

@@ -1,5 +1,5 @@
 /**
- * @module http
+ * @module gateway/http
  * Plain HTTP requests on the tunnel listener: `GET /healthz`, static files from `--web`, and a clear
  * answer to anything else. Also turns malformed or slow requests (Node's 'clientError') into proper
  * status lines instead of silent drops.

@@ -1,5 +1,5 @@
 /**
- * @module listener
+ * @module gateway/listener
  * The socket side of the tunnel server: the http(s).Server (certificate loaded on listen, reloaded when its
  * files change), the PROXY-protocol front server when asked, binding a TCP or unix address (stale socket
  * files, permissions), the bound address and URL, and stopping. Knows nothing of WebSockets or tunnels.

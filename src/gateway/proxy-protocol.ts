@@ -1,5 +1,5 @@
 /**
- * @module proxy-protocol
+ * @module gateway/proxy-protocol
  * HAProxy's PROXY protocol, versions 1 (text) and 2 (binary): parsing the header a load balancer puts in
  * front of a connection (so the daemon learns the real client address), and encoding one towards a target
  * (so the backend learns it). Pure functions over bytes, plus `readProxyHeader` for a live socket.

@@ -1,5 +1,5 @@
 /**
- * @module registry
+ * @module gateway/registry
  * The live tunnels of one server: starts each over its bridge (with the open and close log lines, metrics,
  * recording and diagnostics events), counts upgrades still dialing, keeps per-route totals, and serves the
  * admin views (list, totals, close by id or by token). Knows no listener and no handshake.
@@ -14,7 +14,7 @@ import { describeTarget } from '../targets/dial.js'
 import type { Logger } from '../log.js'
 import { CloseCode } from '../protocol.js'
 import { closeChannel, openChannel } from '../events.js'
-import type { TunnelMetrics } from '../ops/metrics.js'
+import type { MetricsHooks } from './metrics-hooks.js'
 import { startRecording, type Recorder } from '../relay/record.js'
 import type { UpgradeContext } from './upgrade.js'
 
@@ -42,7 +42,7 @@ export interface RouteTotals {
 
 export interface TunnelRegistryOptions {
   logger: Logger
-  metrics: Omit<TunnelMetrics, 'registry'>
+  metrics: MetricsHooks
   /** The config in force (reconfigure() swaps it): each new tunnel reads its settings from it. */
   config: () => Config
   /** True for a token fingerprint revoked meanwhile: its tunnel closes as it opens. */

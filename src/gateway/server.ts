@@ -1,5 +1,5 @@
 /**
- * @module server
+ * @module gateway/server
  * The tunnel server: wires the listener (listener.ts), the upgrade handshake (upgrade.ts) and the registry
  * of live tunnels (registry.ts) together, and owns the lifecycle: listen, heartbeat sweep, reconfigure and
  * graceful drain.
@@ -15,7 +15,7 @@ import { silentLogger, type Logger } from '../log.js'
 import { CloseCode, SUBPROTOCOL_BINARY, SUBPROTOCOL_V1 } from '../protocol.js'
 import { createUpgradeListener } from './upgrade.js'
 import { VERSION } from '../version.js'
-import { noMetrics, type TunnelMetrics } from '../ops/metrics.js'
+import { noMetrics, type MetricsHooks } from './metrics-hooks.js'
 import {
   createClientResolver,
   formatEndpoint,
@@ -36,7 +36,7 @@ export interface TunnelServerOptions {
   /** Tokens, routes and target policy (`createAccessFromConfig`); without it every tunnel dials TARGET. */
   access?: Access
   /** Where tunnel counts, bytes, refusals and dial times are recorded (see `createMetrics`). */
-  metrics?: Omit<TunnelMetrics, 'registry'>
+  metrics?: MetricsHooks
   /** With several workers: this worker's index and the worker count, so tunnel ids never collide. */
   idSpace?: { index: number; count: number }
   /** True for a token fingerprint revoked meanwhile (`--state-redis`): its tunnel closes as it opens. */

@@ -1,5 +1,5 @@
 /**
- * @module shim-bundle
+ * @module gateway/shim-bundle
  * `GET /gangway.js`: the minified browser library (built by `npm run build` from web/gangway.ts), so a page
  * can `import { connect } from '/gangway.js'` from the daemon it talks to. Read once, served from memory.
  */

@@ -1,5 +1,5 @@
 /**
- * @module static
+ * @module gateway/static
  * Serves files under one root directory for plain HTTP requests (GET/HEAD). It owns the mapping from a
  * request target to a file, and guarantees that no request target, however encoded, reads outside the
  * root: segments are decoded one at a time, `..` and separators inside a segment are refused, and the

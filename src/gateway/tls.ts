@@ -1,5 +1,5 @@
 /**
- * @module tls
+ * @module gateway/tls
  * The listener's TLS material: loading and validating the certificate and key files, and watching them so
  * that a renewed certificate is picked up without a restart (live tunnels keep their sessions; new
  * handshakes get the new certificate). Knows nothing of tunnels.

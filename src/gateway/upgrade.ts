@@ -1,5 +1,5 @@
 /**
- * @module upgrade
+ * @module gateway/upgrade
  * The 'upgrade' listener: validate the handshake, apply connection limits, **dial the target before
  * accepting**, then complete the upgrade and hand both sockets to the bridge, so that `open` in the
  * browser means "TCP connected". With an access gate, the token is resolved and the target checked first

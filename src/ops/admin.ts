@@ -1,5 +1,5 @@
 /**
- * @module admin
+ * @module ops/admin
  * The admin listener (`--admin ADDR`, off unless given): Prometheus metrics at `/metrics`, liveness at
  * `/healthz` and readiness at `/readyz`, on an address of its own so that operators can keep it off the
  * public one; and, when an admin token is configured, the admin API (`/api/tunnels`, closing one tunnel)

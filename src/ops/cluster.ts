@@ -1,5 +1,5 @@
 /**
- * @module cluster
+ * @module ops/cluster
  * `--workers N`: several worker processes share the listener (node:cluster), so connection-heavy loads use
  * every core. The primary supervises: it forks the workers, restarts one that dies, forwards drain and
  * reload requests over IPC, and owns the admin listener, whose metrics, tunnel list and "close" action cover

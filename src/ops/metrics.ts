@@ -1,24 +1,17 @@
 /**
- * @module metrics
+ * @module ops/metrics
  * Prometheus metrics (prom-client) for one tunnel server, in its own registry so that several servers in
  * one process never mix their counts. The server calls the hooks where it also logs (open, close, refusal,
  * dial); nothing here runs per chunk: byte counters of live tunnels are read when Prometheus scrapes.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { TunnelResult } from '../relay/bridge.js'
+import type { MetricsHooks } from '../gateway/metrics-hooks.js'
 
-export interface TunnelMetrics {
+export { noMetrics } from '../gateway/metrics-hooks.js'
+
+/** The hooks the gateway calls, backed by a prom-client registry. */
+export interface TunnelMetrics extends MetricsHooks {
   readonly registry: Registry
-  /** A dial finished: `ms` it took, and whether it connected. */
-  dialed(ms: number, ok: boolean): void
-  opened(route: string): void
-  closed(route: string, result: TunnelResult): void
-  /** A refusal before or instead of a tunnel, by its close code. */
-  refused(code: number): void
-  /** Registers a reader of live per-route byte counts (tunnels not yet closed), read at scrape time. */
-  setLiveBytes(read: () => Iterable<{ route: string; up: number; down: number }>): void
-  /** A SIGHUP reload of the configuration ended: applied, or rejected (the old one stays). */
-  configReloaded(ok: boolean): void
 }
 
 /** Dial times in seconds: loopback answers in microseconds, a far or failing target in seconds. */
@@ -128,14 +121,4 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Tunne
       readLive = read
     },
   }
-}
-
-/** Metrics hooks that do nothing: the server's default when no admin listener is configured. */
-export const noMetrics: Omit<TunnelMetrics, 'registry'> = {
-  dialed() {},
-  opened() {},
-  closed() {},
-  refused() {},
-  setLiveBytes() {},
-  configReloaded() {},
 }

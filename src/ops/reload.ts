@@ -1,5 +1,5 @@
 /**
- * @module reload
+ * @module ops/reload
  * SIGHUP: re-read the `--config` file (the command-line flags still on top), validate all of it, build a new
  * access gate (routes, policy, origins, every token source), load the files of `tls://` targets and check
  * the listener's TLS files; only when all of that

@@ -1,5 +1,5 @@
 /**
- * @module bridge
+ * @module relay/bridge
  * One WebSocket ⇄ one TCP (or unix) socket: byte-exact relay, backpressure both ways, liveness, and the
  * tunnel's single teardown path. Knows nothing of tokens, HTTP or logging: it reports one `TunnelResult`
  * when both sockets are closed and every timer is cleared. With the `gangway.v1` subprotocol it also speaks
@@ -16,27 +16,13 @@ import { startControlChannel, type ControlChannel } from './control-channel.js'
 import { timer } from '../timer.js'
 import { publishBackpressure } from '../events.js'
 import type { Recorder } from './record.js'
+import type { Initiator, TunnelResult } from './tunnel-result.js'
 import { BULK_READ, targetReads } from './target-reads.js'
 
 /** How long a closing tunnel may take to flush and exchange close frames before it is cut. */
 export const CLOSE_TIMEOUT_MS = 30_000
 
-/** Who ended the tunnel. */
-export type Initiator = 'client' | 'target' | 'server'
-
-export interface TunnelResult {
-  readonly id: number
-  /** Close code: sent to the client, or received from it when it closed first (1006: it vanished). */
-  readonly code: number
-  readonly reason: string
-  readonly initiator: Initiator
-  /** Bytes written to the target (client → target) and sent to the client (target → client). */
-  readonly bytesUp: number
-  readonly bytesDown: number
-  readonly durationMs: number
-  /** errno-style code of the error that ended it, if any (ECONNRESET, WS_ERR_…). */
-  readonly error?: string
-}
+export type { Initiator, TunnelResult } from './tunnel-result.js'
 
 export interface BridgeOptions {
   readonly id: number

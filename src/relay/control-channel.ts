@@ -1,12 +1,12 @@
 /**
- * @module control-channel
+ * @module relay/control-channel
  * The daemon's side of `gangway.v1` for one tunnel (docs/protocol.md): the `open` message, half-close
  * (`eof`) both ways, and credit both ways. The bridge hands it the sockets and a few hooks and routes the
  * socket events here instead of to its raw-mode listeners, so raw mode pays nothing for any of this.
  */
 import type { Socket } from 'node:net'
 import type { RawData, WebSocket } from 'ws'
-import type { Initiator } from './bridge.js'
+import type { Initiator } from './tunnel-result.js'
 import { decodeClientMessage, encodeCredit, encodeOpen, EOF_MESSAGE } from './control-messages.js'
 import { publishBackpressure } from '../events.js'
 import { CloseCode, INITIAL_CREDIT } from '../protocol.js'

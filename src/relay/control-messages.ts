@@ -1,5 +1,5 @@
 /**
- * @module control
+ * @module relay/control-messages
  * The `gangway.v1` control channel: small JSON messages in WebSocket text frames (binary frames stay raw
  * bytes). Pure functions: encode what the daemon sends, decode and validate what a client sends. The wire
  * format is specified in docs/protocol.md.

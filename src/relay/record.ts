@@ -1,5 +1,5 @@
 /**
- * @module record
+ * @module relay/record
  * Session recording (`--record DIR`, off by default): one JSON Lines file per tunnel holding every payload
  * byte with its direction and time, for debugging a protocol exchange. Recording never slows a tunnel: if
  * the disk falls behind, chunks are dropped and a `gap` record says how many bytes are missing. Only
@@ -15,7 +15,7 @@ import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import type { TunnelResult } from './bridge.js'
+import type { TunnelResult } from './tunnel-result.js'
 
 export const RECORDING_FORMAT = 'gangway-recording'
 export const RECORDING_VERSION = 1

@@ -1,5 +1,5 @@
 /**
- * @module target-reads
+ * @module relay/target-reads
  * Reads from a target socket into a reused buffer (net's `onread`) instead of the fresh 64 KiB buffer Node
  * allocates for every read. The profile of a download showed that allocation (page faults, malloc, the
  * garbage collector's work for every read) as the largest cost left outside the kernel.

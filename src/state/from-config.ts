@@ -7,7 +7,6 @@ import type { Registry } from 'prom-client'
 import { hasTokenSource, type Config } from '../config/options.js'
 import { ConfigError } from '../errors.js'
 import type { Logger } from '../log.js'
-import type { TunnelServer } from '../gateway/server.js'
 import { createSharedState, type SharedState } from './redis-state.js'
 
 export interface StateFromConfigOptions {
@@ -55,8 +54,14 @@ export function checkStateUrl(url: string): void {
   }
 }
 
+/** What `attachState` needs of a tunnel server (gateway/server.ts's `TunnelServer` is one). */
+export interface TokenTunnels {
+  closeTokenTunnels(fingerprint: string): number
+  list(): readonly { readonly token?: string | undefined }[]
+}
+
 /** Revocations heard on the channel close this server's tunnels of that token. */
-export function attachState(state: SharedState, server: TunnelServer): void {
+export function attachState(state: SharedState, server: TokenTunnels): void {
   state.watch({
     revoked: (fingerprint) => server.closeTokenTunnels(fingerprint),
     live: () =>

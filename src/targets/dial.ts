@@ -1,5 +1,5 @@
 /**
- * @module dial
+ * @module targets/dial
  * Connects a tunnel's target: TCP (every resolved address, IPv6 and IPv4 interleaved: Node's happy eyeballs),
  * TLS over that TCP connection for `tls://` targets (target-tls.ts), or a unix socket, within one connect
  * timeout, abortable when the client goes away. Failures become

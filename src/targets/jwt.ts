@@ -23,8 +23,14 @@ import {
 import { parseTarget } from '../config/address.js'
 import type { Target } from '../config/options.js'
 import { ConfigError } from '../errors.js'
-import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './resolver.js'
-import { routeResolution, type Routes } from './routes.js'
+import {
+  hostPortFields,
+  type Resolution,
+  type RouteOptions,
+  type TargetResolver,
+} from './resolver.js'
+import type { Routes } from '../config/routes.js'
+import { routeResolution } from './routes.js'
 
 const ASYMMETRIC = ['RS256', 'ES256', 'EdDSA']
 /** Clock skew tolerated on `exp` and `nbf`. */

@@ -9,7 +9,12 @@
 import { Redis } from 'ioredis'
 import { parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'
-import { hostPortFields, type Resolution, type RouteOptions, type TargetResolver } from './resolver.js'
+import {
+  hostPortFields,
+  type Resolution,
+  type RouteOptions,
+  type TargetResolver,
+} from './resolver.js'
 
 export interface RedisOptions {
   /** `redis://[:password@]host[:port][/db]`, or websockify's `host[:port[:db[:password[:namespace]]]]`. */

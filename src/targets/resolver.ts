@@ -1,32 +1,15 @@
 /**
- * @module targets
+ * @module targets/resolver
  * The one small interface every token backend implements: a token (and the request it came with) in, a
  * `Resolution` (where to dial, with per-route options) or `null` ("no such token") out. A resolver throws
  * only when its backing store fails; the daemon then refuses with 4503, never with 4401. Resolvers know
  * nothing of WebSockets, carriers or policy.
  */
 import type { IncomingMessage } from 'node:http'
-import type { Target, TextPolicy } from '../config/options.js'
-import type { TargetTlsSpec } from './target-tls.js'
+import type { Target } from '../config/address.js'
+import type { RouteOptions } from '../config/routes.js'
 
-export type { Target }
-
-/** Per-route (or per-token) options; each one overrides the daemon-wide default of the same name. */
-export interface RouteOptions {
-  readonly connectTimeoutMs?: number
-  readonly idleTimeoutMs?: number
-  readonly highWaterMarkBytes?: number
-  readonly textPolicy?: TextPolicy
-  /** Tunnels open at once for this token (or route); more are refused with 4429. */
-  readonly maxConnections?: number
-  /** Payload bytes (both directions together) one tunnel may carry; beyond it, close 4413. */
-  readonly maxBytes?: number
-  /**
-   * TLS settings of a `tls://` route (files, server name, insecure). Only the operator's config file sets
-   * them: a token can ask for `tls://` but never names a file.
-   */
-  readonly tls?: TargetTlsSpec
-}
+export type { RouteOptions, Target }
 
 /** What a token resolves to. */
 export interface Resolution {

@@ -14,7 +14,7 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path'
 import type { Target } from '../config/options.js'
 import { ConfigError } from '../errors.js'
 import { silentLogger, type Logger } from '../log.js'
-import { tokenKey } from '../auth/carriers.js'
+import { tokenKey } from '../config/routes.js'
 import type { TargetResolver } from './resolver.js'
 
 /** A target the tunnel reaches over TLS, with the daemon-wide TLS settings (docs/auth.md). */

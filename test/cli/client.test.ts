@@ -10,7 +10,7 @@ import { startAccessTunnel } from '../helpers/access.js'
 import { startPostgres, startRedis } from '../helpers/containers.js'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import { BIN, portOf, spawnGangway } from './gangway-process.js'
 import { makeCert } from '../helpers/certs.js'
 

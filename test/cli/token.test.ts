@@ -11,7 +11,7 @@ import { tempDir } from '../helpers/tmp.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { memoryLogger } from '../helpers/tunnel.js'
 import { startAccessTunnel } from '../helpers/access.js'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import { runGangway } from './gangway-process.js'
 
 const d = createDisposer()

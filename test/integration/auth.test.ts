@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import net from 'node:net'
 import type WebSocket from 'ws'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import { bearerSubprotocol } from '../../src/auth/carriers.js'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'

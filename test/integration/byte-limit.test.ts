@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { once } from 'node:events'
 import WebSocket from 'ws'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import { startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { startTcpServer } from '../helpers/tcp.js'

@@ -1,7 +1,11 @@
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import { MAX_LINE_BYTES, startDemoService, type DemoService } from '../../src/commands/demo-service.js'
+import {
+  MAX_LINE_BYTES,
+  startDemoService,
+  type DemoService,
+} from '../../src/commands/demo-service.js'
 import { createDisposer } from '../helpers/disposer.js'
 
 const disposer = createDisposer()

@@ -15,7 +15,7 @@ import { memoryLogger, startTunnel } from '../helpers/tunnel.js'
 import { startAccessTunnel } from '../helpers/access.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
 import { rawRequest, upgradeRequest } from '../helpers/raw-http.js'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import type { Target } from '../../src/config/options.js'
 
 const MiB = 1024 * 1024

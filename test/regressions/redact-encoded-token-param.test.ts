@@ -6,7 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { redactUrl } from '../../src/auth/carriers.js'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import { expectNoSecretsLogged, startAccessTunnel } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { memoryLogger } from '../helpers/tunnel.js'

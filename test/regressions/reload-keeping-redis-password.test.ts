@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { DEFAULTS, type Config } from '../../src/config/options.js'
 import { logReloadReport } from '../../src/ops/reload.js'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 import { expectNoSecretsLogged } from '../helpers/access.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { startReloadable } from '../helpers/reload.js'

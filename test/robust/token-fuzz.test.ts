@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import type { Target } from '../../src/config/options.js'
 import { ConfigError } from '../../src/errors.js'
-import { tokenKey } from '../../src/auth/carriers.js'
+import { tokenKey } from '../../src/config/routes.js'
 import { parseTokenFile, type TokenTable } from '../../src/targets/token-file.js'
 import { scale } from './scale.js'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { parseRoutes } from '../../src/targets/routes.js'
+import { parseRoutes } from '../../src/config/routes.js'
 
 describe('parseRoutes', () => {
   it('does not quote a bad token back in its error (a reload logs it)', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseTokenFile, type TokenTable } from '../../src/targets/token-file.js'
-import { tokenKey } from '../../src/auth/carriers.js'
+import { tokenKey } from '../../src/config/routes.js'
 
 function lookup(table: TokenTable, token: string) {
   return table.get(tokenKey(token))
