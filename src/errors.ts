@@ -3,6 +3,7 @@
  * The one error hierarchy: every error Gangway raises on purpose is a `GangwayError` with a stable `code`.
  * `TunnelError` carries both the HTTP status (refusal before the upgrade) and the WebSocket close code
  * (failure after it); `ConfigError` is a bad flag, address or config value (the CLI exits 2 on it).
+ * Imports only protocol.ts: every layer may use it.
  */
 import { CloseCode } from './protocol.js'
 

@@ -2,6 +2,7 @@
  * @module events
  * diagnostics_channel channels for embedders, metrics and tests. Publishing costs nothing when no one
  * subscribes; nothing here is on the per-chunk path except backpressure transitions.
+ * Imports nothing of Gangway: every layer may publish.
  */
 import diagnostics from 'node:diagnostics_channel'
 

@@ -2,6 +2,7 @@
  * @module gangway
  * Public API: the tunnel server, its configuration types and defaults, the error hierarchy, and the wire
  * constants. Nothing else is exported.
+ * The top of the house: it may import any layer; nothing in src/ imports it.
  */
 export { createTunnelServer } from './gateway/server.js'
 export type { TunnelServer, TunnelServerOptions, TunnelStats } from './gateway/server.js'

@@ -2,6 +2,7 @@
  * @module log
  * The Logger the rest of `src/` writes through (silent unless the CLI wires one), its JSON-lines and
  * readable-text sinks (pino underneath), and `fingerprint()`, the only form in which a secret may be logged.
+ * Imports nothing of Gangway: every layer may log.
  */
 import { createHash } from 'node:crypto'
 import { pino, type DestinationStream } from 'pino'

@@ -1,6 +1,7 @@
 /**
  * @module timer
  * Timers that are no-ops when disabled (a 0 delay), so call sites never check whether a feature is on.
+ * Imports nothing: every layer may use it.
  */
 
 export interface Timer {

@@ -1,6 +1,7 @@
 /**
  * @module version
  * The package version, read once from package.json (one level above both src/ and dist/).
+ * Imports nothing of Gangway.
  */
 import { readFileSync } from 'node:fs'
 

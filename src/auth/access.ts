@@ -5,6 +5,7 @@
  * It answers with an `Admission` (where to dial, which addresses, per-route options) or a `Refusal`
  * carrying the `TunnelError` (4401/4403/4429/4503) and the token's fingerprint for the one log line.
  * Never logs a token, never dials.
+ * Knows nothing of WebSockets, dialling or logging: it only answers.
  */
 import type { LookupAddress } from 'node:dns'
 import type { IncomingMessage } from 'node:http'

@@ -3,6 +3,7 @@
  * Builds the access gate a `Config` describes: the resolvers (routes, token files, token directory, …)
  * chained in a fixed order, the origin list and the token carriers. Token files are read and validated here,
  * so a bad one stops the daemon before it listens.
+ * Wiring only: it knows no request and never dials; the shared state arrives as the small `SharedAccessState` interface, so auth never imports state/.
  */
 import type { Config } from '../config/options.js'
 import { silentLogger, type Logger } from '../log.js'

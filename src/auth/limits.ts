@@ -3,6 +3,7 @@
  * Two counters the access gate keeps: failed attempts per client address in a sliding window (too many →
  * 4429 before any token is even looked at), and open tunnels per token (or route). Both are bounded in
  * memory: the failure table forgets the oldest addresses beyond `MAX_TRACKED_ADDRESSES`.
+ * In memory and synchronous: knows nothing of tokens' meaning, requests or Redis (state/slots.ts is the shared counter).
  */
 
 /** Addresses tracked at once; beyond this the oldest entries are dropped (an attacker with many

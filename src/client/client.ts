@@ -4,6 +4,7 @@
  * opens its own tunnel, or one tunnel on stdin/stdout (`--stdio`, for `ssh -o ProxyCommand`). It speaks
  * gangway.v1 through the Node adapter (`web/node`), so backpressure and half-close behave as in the daemon,
  * and it turns every failure into one line that names the close code and what to do.
+ * Knows nothing of the daemon's internals: it is a client of the public protocol, like a browser.
  */
 import net, { type Server, type Socket } from 'node:net'
 import { once } from 'node:events'

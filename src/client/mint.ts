@@ -4,6 +4,7 @@
  * hand out short-lived access without writing code. The key file is the one the daemon reads with
  * `--jwt-key`: an HMAC secret (HS256), or a PEM private key (RS256, ES256 on P-256, or EdDSA on Ed25519;
  * the daemon derives the public key from the same file).
+ * Knows nothing of the daemon: only the key file and the claims.
  */
 import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'

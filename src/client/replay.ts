@@ -1,8 +1,9 @@
 /**
  * @module client/replay
- * `gangway replay FILE`: reads a session recording (see record.ts and docs/recording.md), prints it as a
+ * `gangway replay FILE`: reads a session recording (see relay/record.ts and docs/recording.md), prints it as a
  * timeline, or re-sends its client side (the `up` bytes) to a target with the original timing, so a
  * protocol exchange can be reproduced against a test server.
+ * Reads recordings only; knows nothing of tokens or of a live daemon.
  */
 import { createReadStream } from 'node:fs'
 import net from 'node:net'

@@ -3,6 +3,7 @@
  * `gangway revoke`: revokes a token on every node that shares `--state-redis`. Writes the revocation key
  * (new connections with the token are refused with 4401) and publishes it (every node closes the token's
  * live tunnels with 4410 "token revoked"). Talks to Redis directly: no daemon needs to be reachable.
+ * Knows nothing of a running daemon's tunnels: the revocation travels through Redis.
  */
 import { ConfigError } from '../errors.js'
 import { createSharedState } from '../state/redis-state.js'

@@ -4,6 +4,7 @@
  * module that writes usage errors to stderr or picks the failure exit codes (2 usage, 1 startup); a second
  * signal's 130/143 and its `process.exit` are in commands/signals.ts. Subcommands live in `COMMANDS`; each
  * parses its own options.
+ * Knows no option's meaning: config/options.ts and each command own theirs.
  */
 import yargs, { type Argv } from 'yargs'
 import { OPTIONS, parseBoolean } from '../config/options.js'

@@ -1,7 +1,8 @@
 /**
  * @module commands/client
  * `gangway client`: native tools through the gateway, from a local listener (--listen) or stdin/stdout
- * (--stdio). Reads and checks the options; the tunnelling itself is ../client.ts.
+ * (--stdio). Reads and checks the options; the tunnelling itself is client/client.ts.
+ * Knows nothing of the tunnelling itself.
  */
 import { readFile } from 'node:fs/promises'
 import { formatAddress, parseLoopbackListen, parseTarget } from '../config/address.js'

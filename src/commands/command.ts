@@ -2,6 +2,7 @@
  * @module commands/command
  * What the subcommands share: the shape of a `COMMANDS` entry, the exit code of success, and readers of
  * option values. A bad value is a `ConfigError`, which cli.ts reports with exit code 2.
+ * Knows no subcommand.
  */
 import { readFile } from 'node:fs/promises'
 import type { Argv, ArgumentsCamelCase } from 'yargs'

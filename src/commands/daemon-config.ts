@@ -3,6 +3,7 @@
  * The daemon's command line and its checks before anything listens: one flag per `OPTIONS` entry, the
  * `--config` file under them, `--web`, TLS and admin settings, and the routing summary of the startup
  * line. Shared by the daemon, the `--workers` primary and `demo`.
+ * Knows nothing of sockets: it checks and reports, the daemon listens.
  */
 import { readFile, stat } from 'node:fs/promises'
 import type { Argv } from 'yargs'

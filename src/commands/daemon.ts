@@ -1,8 +1,9 @@
 /**
  * @module commands/daemon
- * The default command: a daemon that listens, logs its startup line, reloads on SIGHUP (reload.ts) and
- * drains on SIGTERM/SIGINT. With `--workers N` the first process becomes the primary (primary.ts) and
- * its forks run this same code as workers (cluster.ts).
+ * The default command: a daemon that listens, logs its startup line, reloads on SIGHUP (ops/reload.ts) and
+ * drains on SIGTERM/SIGINT. With `--workers N` the first process becomes the primary (commands/primary.ts) and
+ * its forks run this same code as workers (ops/cluster.ts).
+ * Wiring only: every behaviour lives in the layers below.
  */
 import cluster from 'node:cluster'
 import { resolveConfig, type Config } from '../config/options.js'
@@ -54,7 +55,7 @@ export interface DaemonHooks {
   loadConfig?: () => Promise<Config>
 }
 
-/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads (reload.ts). */
+/** Listens, logs the startup line, then waits for SIGTERM/SIGINT and drains. SIGHUP reloads (ops/reload.ts). */
 export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<number> {
   checkTlsOptions(config)
   // Read (and validate) the files of tls:// targets before anything is opened: a bad one is a usage error.

@@ -1,6 +1,7 @@
 /**
  * @module commands/demo
- * `gangway demo`: the embedded chat demo (../demo.ts) as the target of an ordinary daemon.
+ * `gangway demo`: the embedded chat demo (commands/demo-service.ts) as the target of an ordinary daemon.
+ * Knows nothing of the chat protocol (commands/demo-service.ts).
  */
 import { parseListen } from '../config/address.js'
 import { resolveOptions, type Config } from '../config/options.js'

@@ -2,6 +2,7 @@
  * @module commands/primary
  * The primary process of `--workers N`: forks the workers, serves the admin listener for all of them,
  * forwards SIGHUP and drains them on SIGTERM/SIGINT. It holds no tunnels itself.
+ * Knows nothing of tunnels: workers own them.
  */
 import type { Config, ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'

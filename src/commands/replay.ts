@@ -1,6 +1,7 @@
 /**
  * @module commands/replay
  * `gangway replay FILE`: prints a --record session, or re-sends its client side to a target (--to).
+ * Knows nothing of the recording format (client/replay.ts).
  */
 import { formatAddress, parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'

@@ -1,6 +1,7 @@
 /**
  * @module commands/revoke
- * `gangway revoke`: revokes a token on every node sharing --state-redis (../revoke.ts writes it).
+ * `gangway revoke`: revokes a token on every node sharing --state-redis (client/revoke.ts writes it).
+ * Knows nothing of Redis keys (client/revoke.ts, state/revoke.ts).
  */
 import { readConfigFile } from '../config/config-file.js'
 import { DEFAULTS } from '../config/options.js'

@@ -3,6 +3,7 @@
  * How the long-running commands (daemon, primary, client listener) meet process signals: the first
  * SIGTERM/SIGINT starts a drain, a second one exits at once; SIGHUP asks for a reload. The one module
  * besides cli.ts that may call `process.exit`.
+ * Knows nothing of what a drain or reload does: it calls the hooks it is given.
  */
 import type { Logger } from '../log.js'
 

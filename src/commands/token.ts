@@ -1,6 +1,7 @@
 /**
  * @module commands/token
- * `gangway token`: mints a signed token (JWT) for a daemon's --jwt-key (../token.ts) and prints only it.
+ * `gangway token`: mints a signed token (JWT) for a daemon's --jwt-key (client/mint.ts) and prints only it.
+ * Knows nothing of JWT formats (client/mint.ts).
  */
 import { parseTarget } from '../config/address.js'
 import { ConfigError } from '../errors.js'

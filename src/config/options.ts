@@ -2,6 +2,7 @@
  * @module config/options
  * Every option Gangway has, once: its config key, flag, default and meaning. The CLI builds `--help` and the
  * config-file validation from `OPTIONS`; the server only ever sees a validated, frozen `Config`.
+ * Pure: reads no file but the config file, opens no socket, and knows nothing of how an option is used.
  */
 import { parseListen, parseTarget, type ListenAddress, type Target } from './address.js'
 import { ConfigError } from '../errors.js'

@@ -3,6 +3,7 @@
  * The config file's `routes` mapping: named targets, each with its options and the tokens that open it,
  * parsed and checked when the config is read (targets/routes.ts resolves tokens against them). Tokens are
  * kept under their SHA-256 (`tokenKey`), so no secret is compared character by character.
+ * Pure parsing: knows nothing of requests, resolvers or the policy.
  */
 import { createHash } from 'node:crypto'
 import { parseTarget, type Target } from './address.js'

@@ -3,6 +3,7 @@
  * Who the client really is. Behind a load balancer the socket's peer is the balancer: its PROXY protocol
  * header (when the listener expects one) or, from a trusted proxy only, `Forwarded`/`X-Forwarded-For`
  * name the client instead. Headers from anyone else are ignored, so a client cannot forge its address.
+ * Knows nothing of tokens or targets.
  */
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net'
 import type { IncomingMessage } from 'node:http'

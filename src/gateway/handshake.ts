@@ -3,6 +3,7 @@
  * Header grammars checked before the target is dialled, so that a handshake ws would refuse never costs a
  * connection to the target: the subprotocol list (RFC 6455 4.1, a comma-separated list of distinct
  * tokens) and, when permessage-deflate is on, the extension offer (RFC 6455 9.1, RFC 7692 7.1).
+ * Pure header grammar: knows nothing of tokens or targets.
  */
 import { SUBPROTOCOL_BEARER_PREFIX } from '../protocol.js'
 

@@ -3,6 +3,7 @@
  * Plain HTTP requests on the tunnel listener: `GET /healthz`, static files from `--web`, and a clear
  * answer to anything else. Also turns malformed or slow requests (Node's 'clientError') into proper
  * status lines instead of silent drops.
+ * Knows nothing of tunnels or tokens.
  */
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'

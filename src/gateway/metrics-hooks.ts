@@ -3,6 +3,7 @@
  * What the gateway reports as tunnels open, close, get refused and dial: a small interface it calls where
  * it also logs. ops/metrics.ts backs it with Prometheus; without an admin listener nothing is counted.
  * Nothing here runs per chunk.
+ * Knows nothing of Prometheus.
  */
 import type { TunnelResult } from '../relay/tunnel-result.js'
 

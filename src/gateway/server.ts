@@ -1,8 +1,9 @@
 /**
  * @module gateway/server
- * The tunnel server: wires the listener (listener.ts), the upgrade handshake (upgrade.ts) and the registry
- * of live tunnels (registry.ts) together, and owns the lifecycle: listen, heartbeat sweep, reconfigure and
+ * The tunnel server: wires the listener (gateway/listener.ts), the upgrade handshake (gateway/upgrade.ts) and
+ * the registry of live tunnels (gateway/registry.ts) together, and owns the lifecycle: listen, heartbeat sweep, reconfigure and
  * graceful drain.
+ * Knows nothing of the CLI, of Prometheus (it calls `MetricsHooks`) or of Redis.
  */
 import type http from 'node:http'
 import { WebSocketServer } from 'ws'

@@ -2,6 +2,7 @@
  * @module gateway/shim-bundle
  * `GET /gangway.js`: the minified browser library (built by `npm run build` from web/gangway.ts), so a page
  * can `import { connect } from '/gangway.js'` from the daemon it talks to. Read once, served from memory.
+ * Knows nothing of the shim's contents.
  */
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage, ServerResponse } from 'node:http'

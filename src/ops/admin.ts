@@ -4,6 +4,7 @@
  * `/healthz` and readiness at `/readyz`, on an address of its own so that operators can keep it off the
  * public one; and, when an admin token is configured, the admin API (`/api/tunnels`, closing one tunnel)
  * and the live status page (`/status`) that uses it.
+ * Knows tunnels only through the views the gateway hands it (`AdminView`); never dials.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'

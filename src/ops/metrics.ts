@@ -3,6 +3,7 @@
  * Prometheus metrics (prom-client) for one tunnel server, in its own registry so that several servers in
  * one process never mix their counts. The server calls the hooks where it also logs (open, close, refusal,
  * dial); nothing here runs per chunk: byte counters of live tunnels are read when Prometheus scrapes.
+ * Knows nothing of sockets: it implements the gateway's `MetricsHooks`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { MetricsHooks } from '../gateway/metrics-hooks.js'

@@ -8,6 +8,7 @@
  * the admissions still running on it have finished. A config that fails leaves everything as it was.
  * Options that cannot change in a running process (`RESTART_ONLY`) keep their start-up values and are
  * reported. Without `--config`, a reload re-reads the token sources and the certificate, as it always did.
+ * Never touches a live tunnel.
  */
 import { isDeepStrictEqual } from 'node:util'
 import { formatAddress } from '../config/address.js'

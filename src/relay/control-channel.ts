@@ -3,6 +3,7 @@
  * The daemon's side of `gangway.v1` for one tunnel (docs/protocol.md): the `open` message, half-close
  * (`eof`) both ways, and credit both ways. The bridge hands it the sockets and a few hooks and routes the
  * socket events here instead of to its raw-mode listeners, so raw mode pays nothing for any of this.
+ * Knows nothing of tokens, HTTP or logging, like the bridge.
  */
 import type { Socket } from 'node:net'
 import type { RawData, WebSocket } from 'ws'

@@ -10,6 +10,7 @@
  *   {"t":12.345,"d":"up","data":"<base64>"}          up = client → target, down = target → client
  *   {"t":40.1,"gap":{"up":0,"down":65536}}           bytes not recorded because the disk fell behind
  *   {"t":512.9,"end":{"code":1000,"reason":"…","by":"target","up":1834,"down":99120}}
+ * Knows nothing of tokens or HTTP.
  */
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { mkdir } from 'node:fs/promises'

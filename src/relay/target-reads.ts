@@ -11,6 +11,7 @@
  * keeps the frame, the bridge calls `release()` and the next read goes into a new buffer. Small reads
  * into a queue, and bytes that may be kept elsewhere (a recording, gangway.v1's credit, deflate), are
  * copied.
+ * Knows nothing of WebSockets or tokens.
  */
 import type { Socket } from 'node:net'
 

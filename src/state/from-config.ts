@@ -2,6 +2,7 @@
  * @module state/from-config
  * The shared state a `Config` asks for (`--state-redis`), and its wiring into one tunnel server: a
  * revocation heard on the channel closes that token's live tunnels here.
+ * Knows a tunnel server only as `TokenTunnels` (close by fingerprint, list), so state/ never imports the gateway.
  */
 import type { Registry } from 'prom-client'
 import { hasTokenSource, type Config } from '../config/options.js'

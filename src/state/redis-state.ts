@@ -13,6 +13,7 @@
  * 4503), live tunnels are left alone, `healthy()` is false (`/readyz` answers 503), and the outage is logged
  * once when it starts and once when it ends. ioredis reconnects with backoff; nothing queues meanwhile.
  * Never logs a token: only fingerprints travel and are stored.
+ * Knows nothing of requests or tunnels.
  */
 import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'

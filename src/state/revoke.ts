@@ -6,6 +6,7 @@
  * token goes no further. A signed token (JWT) is revoked until it expires anyway (its `exp`, read without
  * verifying: only the revocation's lifetime depends on it); any other token for `DEFAULT_REVOCATION_TTL_S`
  * unless told otherwise.
+ * Knows nothing of tunnels.
  */
 import { fingerprint } from '../log.js'
 import { isFingerprint, type SharedState } from './redis-state.js'

@@ -7,6 +7,7 @@
  * leases of its live tunnels every third of the lease, and removes a slot when its tunnel ends. A node that
  * crashes stops renewing: its slots expire within one lease, so nothing leaks for long. After an outage the
  * renewal re-adds every live slot, so the count is right again as soon as Redis answers.
+ * Knows nothing of requests or tokens' meaning.
  */
 import type { Redis } from 'ioredis'
 import type { ConnectionCounter } from '../auth/limits.js'

@@ -5,6 +5,7 @@
  * answer is a hit: a JSON body `{"target": "host:port"}` or `{"host": …, "port": …}`, or a text body
  * `host:port`. 404, 401, 403 and 410 mean "no such token". Anything else (5xx, a timeout, a refused
  * connection, an unreadable body) is an outage: 4503, never 4401. Answers are cached briefly, both ways.
+ * Knows nothing of WebSockets, carriers or policy (targets/resolver.ts).
  */
 import http from 'node:http'
 import https from 'node:https'

@@ -7,6 +7,7 @@
  * required and at most `maxLifetimeMs` away; `nbf`, `aud`, `iss`; single use by `jti`; per-token
  * `maxConnections`, `maxBytes` and `idleTimeout`. Any verification failure is "no such token" (4401); only a JWKS URL
  * that cannot be fetched is an outage (4503).
+ * Knows nothing of WebSockets, carriers or policy (targets/resolver.ts).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'

@@ -6,6 +6,7 @@
  * uses exactly these addresses, so DNS rebinding cannot slip a second answer in. Internal addresses
  * (loopback, private, link-local incl. 169.254.169.254, unspecified, CGNAT, multicast, …) pass only when
  * an address rule (IP or CIDR) covers them or an exact (non-wildcard) hostname rule named the target.
+ * Knows nothing of tokens or WebSockets.
  */
 import { lookup as dnsLookup } from 'node:dns/promises'
 import type { LookupAddress } from 'node:dns'

@@ -5,6 +5,7 @@
  * `{"host": "h", "port": p}`, plus optional `maxConnections` and `idleTimeout`). Expiring keys expire
  * tokens; deleting a key revokes one. A Redis that does not answer is an outage (4503), never "unknown
  * token": commands fail fast instead of queueing while the connection is down.
+ * Knows nothing of WebSockets, carriers or policy (targets/resolver.ts).
  */
 import { Redis } from 'ioredis'
 import { parseTarget } from '../config/address.js'

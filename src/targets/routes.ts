@@ -3,6 +3,7 @@
  * The resolver of the config file's static routes (parsed by config/routes.ts): a listed token resolves to
  * its route's target and options. These targets are the operator's own, so the target policy does not
  * apply to them.
+ * Knows nothing of WebSockets, carriers or policy.
  */
 import { tokenKey, type Route, type Routes } from '../config/routes.js'
 import type { Resolution, TargetResolver } from './resolver.js'

@@ -5,6 +5,7 @@
  * an atomic file operation, with no reload. Immune to path traversal: a token that is not a plain file
  * name (slashes, backslashes, `..`, a leading dot, NUL, …) is unknown without touching the file system,
  * and symlinks are not followed. These targets are written by an application, so the target policy applies.
+ * Knows nothing of WebSockets, carriers or policy.
  */
 import { constants } from 'node:fs'
 import { open, stat } from 'node:fs/promises'

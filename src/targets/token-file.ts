@@ -7,6 +7,7 @@
  * last colon; a later line wins over an earlier one. Additions: `[v6]:port`, ports checked, and errors that
  * name the real file and line. Every file is validated when loaded: at startup a bad file stops the daemon;
  * a bad reload keeps the previous table whole (the swap is atomic) and leaves live tunnels alone.
+ * Knows nothing of WebSockets, carriers or policy.
  */
 import { watch, type FSWatcher } from 'node:fs'
 import { readdir, readFile, stat } from 'node:fs/promises'
