@@ -57,8 +57,10 @@ export interface Config {
   readonly tlsCiphers: string | undefined
   /** Every connection to the listener starts with a PROXY protocol (v1 or v2) header. */
   readonly proxyProtocol: boolean
-  /** Comma-separated addresses/CIDRs whose Forwarded / X-Forwarded-For headers are believed. */
+  /** Comma-separated addresses/CIDRs (`unix`, `loopback`) whose forwarding header is believed. */
   readonly trustProxy: string | undefined
+  /** The header those proxies name the client in: X-Forwarded-For, Forwarded (RFC 7239) or another. */
+  readonly trustProxyHeader: string
   /** CA file, client certificate and key files for `tls://` targets; `insecure` skips verification. */
   readonly targetCa: string | undefined
   readonly targetCert: string | undefined
@@ -569,7 +571,16 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: undefined,
     describe:
-      'Comma-separated addresses or CIDR blocks of proxies whose Forwarded / X-Forwarded-For headers name the real client.',
+      'Comma-separated addresses or CIDR blocks of proxies whose --trust-proxy-header names the real client; unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
+  },
+  {
+    key: 'trustProxyHeader',
+    field: 'trustProxyHeader',
+    flag: 'trust-proxy-header',
+    kind: 'string',
+    default: 'X-Forwarded-For',
+    describe:
+      'The one header a --trust-proxy proxy names the client in, read from its right end: X-Forwarded-For, Forwarded (RFC 7239) or another list of addresses (X-Real-IP).',
   },
   {
     key: 'web',
@@ -614,6 +625,7 @@ export const DEFAULTS = {
   tlsCiphers: undefined,
   proxyProtocol: false,
   trustProxy: undefined,
+  trustProxyHeader: 'X-Forwarded-For',
   targetCa: undefined,
   targetCert: undefined,
   targetKey: undefined,

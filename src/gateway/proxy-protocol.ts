@@ -4,7 +4,7 @@
  * front of a connection (so the daemon learns the real client address), and encoding one towards a target
  * (so the backend learns it). Pure functions over bytes, plus `readProxyHeader` for a live socket.
  */
-import { isIPv4, isIPv6, type Socket } from 'node:net'
+import { isIPv4, isIPv6, SocketAddress, type Socket } from 'node:net'
 
 export interface ProxyAddresses {
   sourceAddress: string
@@ -65,7 +65,8 @@ function parseV1(buf: Buffer): ProxyParse {
   const isFamily = family === 'TCP4' ? isIPv4 : family === 'TCP6' ? isIPv6 : undefined
   if (isFamily === undefined)
     return { kind: 'invalid', reason: `PROXY v1 family ${JSON.stringify(family)}` }
-  if (!isFamily(src) || !isFamily(dst))
+  // A zone id (`fe80::1%eth0`) is not an address of the client: the spec has none, and we never pass one on.
+  if (!isFamily(src) || !isFamily(dst) || plainIp(src) === undefined || plainIp(dst) === undefined)
     return { kind: 'invalid', reason: 'PROXY v1 address not of its family' }
   const sourcePort = parsePort(sport)
   const destinationPort = parsePort(dport)
@@ -153,7 +154,9 @@ function ipv6(bytes: Buffer): string {
 
 /**
  * Encodes a header for a target. Mixed families (an IPv4 client on an IPv6 listener) are sent as TCP6 with
- * the IPv4 address mapped; without addresses, v1 says UNKNOWN and v2 sends PROXY/UNSPEC.
+ * the IPv4 address mapped; without addresses, v1 says UNKNOWN and v2 sends PROXY/UNSPEC. Total: addresses
+ * that are not plain IPs (a zone id, a name) or ports outside 0-65535 give the UNKNOWN/UNSPEC header,
+ * never a throw and never a malformed line.
  */
 export function encodeProxyHeader(version: 1 | 2, addresses: ProxyAddresses | undefined): Buffer {
   const pair = addresses === undefined ? undefined : sameFamily(addresses)
@@ -176,9 +179,10 @@ export function encodeProxyHeader(version: 1 | 2, addresses: ProxyAddresses | un
 }
 
 function sameFamily(a: ProxyAddresses) {
-  const src = unmap(a.sourceAddress)
-  const dst = unmap(a.destinationAddress)
-  if (!(isIPv4(src) || isIPv6(src)) || !(isIPv4(dst) || isIPv6(dst))) return undefined
+  const src = plainIp(a.sourceAddress)
+  const dst = plainIp(a.destinationAddress)
+  if (src === undefined || dst === undefined) return undefined
+  if (!isPort(a.sourcePort) || !isPort(a.destinationPort)) return undefined
   if (isIPv4(src) && isIPv4(dst)) return { a, src, dst, v6: false }
   return {
     a,
@@ -191,6 +195,24 @@ function sameFamily(a: ProxyAddresses) {
 /** `::ffff:1.2.3.4` → `1.2.3.4`. */
 export function unmap(address: string): string {
   return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address
+}
+
+/**
+ * `text` as a plain IP address in its one canonical spelling (IPv6 compressed and lower-case, an IPv4-mapped
+ * address as IPv4), or undefined when it is not one. A zone id (`fe80::1%eth0`) is refused: `net.isIP`
+ * accepts one with any characters (colons too), but it names an interface of the sender's host, never a
+ * client, and code that reads the address as 8 groups breaks on it. Every address a client or a proxy
+ * hands us passes through here before it is used (logs, limits, PROXY headers).
+ */
+export function plainIp(text: string): string | undefined {
+  if (text.includes('%')) return undefined
+  if (isIPv4(text)) return text
+  if (!isIPv6(text)) return undefined
+  return unmap(new SocketAddress({ address: text, family: 'ipv6' }).address)
+}
+
+function isPort(port: number): boolean {
+  return Number.isInteger(port) && port >= 0 && port <= 65535
 }
 
 function ports(a: ProxyAddresses): Buffer {

@@ -21,6 +21,7 @@ import {
   createClientResolver,
   formatEndpoint,
   kProxyAddresses,
+  parseClientHeader,
   parseTrustedProxies,
   type ProxiedSocket,
 } from './client-address.js'
@@ -117,7 +118,18 @@ export function createTunnelServer(
   })
   const { httpServer } = listener
   metrics.setLiveBytes(registry.liveBytes)
-  let clientOf = createClientResolver(parseTrustedProxies(config.trustProxy))
+  let clientOf = clientResolverFor(config)
+  if (
+    config.listen.kind === 'unix' &&
+    !config.proxyProtocol &&
+    options.access !== undefined &&
+    config.maxAuthFailures > 0 &&
+    parseTrustedProxies(config.trustProxy)?.unix !== true
+  ) {
+    logger.warn(
+      'every client of a unix-socket listener has the same address: failed token attempts from any of them count for all; behind a proxy, give --trust-proxy unix',
+    )
+  }
   let wss = createWebSocketServer(config)
   httpServer.on('clientError', createClientErrorListener(logger))
   httpServer.on(
@@ -212,8 +224,11 @@ export function createTunnelServer(
     if (next.maxMessageBytes !== previous.maxMessageBytes || next.compress !== previous.compress) {
       wss = createWebSocketServer(next) // upgraded sockets do not depend on the server that made them
     }
-    if (next.trustProxy !== previous.trustProxy) {
-      clientOf = createClientResolver(parseTrustedProxies(next.trustProxy))
+    if (
+      next.trustProxy !== previous.trustProxy ||
+      next.trustProxyHeader !== previous.trustProxyHeader
+    ) {
+      clientOf = clientResolverFor(next)
     }
     if (next.heartbeatMs !== previous.heartbeatMs && listener.listening && closing === undefined) {
       startHeartbeat()
@@ -269,6 +284,14 @@ export function createTunnelServer(
     closeTokenTunnels: registry.closeTokenTunnels,
     reconfigure,
   }
+}
+
+/** @throws {ConfigError} for a bad `--trust-proxy` list or `--trust-proxy-header` name. */
+export function clientResolverFor(config: Config) {
+  return createClientResolver(
+    parseTrustedProxies(config.trustProxy),
+    parseClientHeader(config.trustProxyHeader),
+  )
 }
 
 function createWebSocketServer(config: Config): WebSocketServer {

@@ -14,11 +14,10 @@ import { isDeepStrictEqual } from 'node:util'
 import { formatAddress } from '../config/address.js'
 import type { Access, Admission, Refusal } from '../auth/access.js'
 import { createAccessFromConfig, type AccessState } from '../auth/from-config.js'
-import { parseTrustedProxies } from '../gateway/client-address.js'
 import { OPTIONS, type Config } from '../config/options.js'
 import type { Logger } from '../log.js'
 import { prepareRecordingDir } from '../relay/record.js'
-import type { TunnelServer } from '../gateway/server.js'
+import { clientResolverFor, type TunnelServer } from '../gateway/server.js'
 import type { SharedState } from '../state/redis-state.js'
 import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
 import { loadTlsOptions, tlsSettings } from '../gateway/tls.js'
@@ -126,7 +125,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
         pinned[field] = config[field]
       }
       next = Object.freeze(pinned) as unknown as Config
-      parseTrustedProxies(next.trustProxy) // throws on a bad list, before anything changes
+      clientResolverFor(next) // throws on a bad --trust-proxy list or header, before anything changes
       if (next.recordDir !== undefined && next.recordDir !== config.recordDir) {
         await prepareRecordingDir(next.recordDir).catch((err: NodeJS.ErrnoException) => {
           throw new Error(`record: cannot create ${next.recordDir}: ${err.code ?? err.message}`)

@@ -23,23 +23,34 @@ export interface Nginx {
   ca: string
   stderr(): string
   process: ChildProcess
+  /** Where the snippet's own log files (`/var/log/nginx/…` in deploy/) are written. */
+  logDir: string
   /** `wss://127.0.0.1:<port>/gangway/` plus `path`. */
   url(path?: string): string
 }
 
-/** Starts nginx with one `server` line per upstream port; resolves once it listens. */
-export async function startNginx(disposer: Disposer, upstreamPorts: number[]): Promise<Nginx> {
+/**
+ * Starts nginx with one `server` line per upstream (a port on 127.0.0.1, or a unix socket path); resolves
+ * once it listens. The snippet's log files are moved into a temp dir (`logDir`).
+ */
+export async function startNginx(
+  disposer: Disposer,
+  upstreams: Array<number | string>,
+): Promise<Nginx> {
   const dir = await tempDir(disposer, 'gangway-nginx-')
   await mkdir(join(dir, 'tmp'))
   const cert = await makeCert(dir, 'nginx')
   const port = await freePort()
-  const servers = upstreamPorts.map((p) => `server 127.0.0.1:${p};`).join('\n    ')
+  const servers = upstreams
+    .map((p) => (typeof p === 'number' ? `server 127.0.0.1:${p};` : `server unix:${p};`))
+    .join('\n    ')
   const snippet = (await readFile(SNIPPET, 'utf8'))
     .replace('server 127.0.0.1:6080;', servers)
     .replace('listen 443 ssl;', `listen 127.0.0.1:${port} ssl;`)
     .replace('listen [::]:443 ssl;', '')
     .replace(/ssl_certificate .*;/, `ssl_certificate ${cert.cert};`)
     .replace(/ssl_certificate_key .*;/, `ssl_certificate_key ${cert.key};`)
+    .replaceAll('/var/log/nginx/', `${dir}/`)
   expect(snippet).toContain(`listen 127.0.0.1:${port} ssl;`)
   expect(snippet).toContain(servers)
   await writeFile(join(dir, 'gangway.conf'), snippet)
@@ -87,6 +98,7 @@ http {
     ca: cert.pem,
     stderr: () => stderr,
     process: nginx,
+    logDir: dir,
     url: (path = '') => `wss://127.0.0.1:${port}/gangway/${path}`,
   }
 }

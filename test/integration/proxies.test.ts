@@ -72,7 +72,7 @@ describe('PROXY protocol on the listener (--proxy-protocol)', () => {
 })
 
 describe('forwarding headers (--trust-proxy)', () => {
-  it('believes X-Forwarded-For and Forwarded from a trusted proxy, walking past trusted hops', async () => {
+  it('believes X-Forwarded-For from a trusted proxy, walking past trusted hops', async () => {
     const echo = await startEchoServer()
     d.add(() => echo.close())
     const logger = memoryLogger()
@@ -88,14 +88,27 @@ describe('forwarding headers (--trust-proxy)', () => {
     d.add(() => ws.terminate())
     await once(ws, 'open')
     expect(await openedClient(logger)).toBe('198.51.100.20')
-    const ws2 = new WebSocket(server.url(), {
-      headers: { Forwarded: 'for="[2001:db8::5]:4711";proto=https' },
+  })
+
+  it('believes Forwarded (RFC 7239) only with --trust-proxy-header Forwarded', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const logger = memoryLogger()
+    const server = await startTunnel(
+      d,
+      tcpTarget(echo.port),
+      { trustProxy: '127.0.0.1', trustProxyHeader: 'Forwarded' },
+      logger,
+    )
+    const ws = new WebSocket(server.url(), {
+      headers: {
+        Forwarded: 'for="[2001:db8::5]:4711";proto=https',
+        'X-Forwarded-For': '198.51.100.20',
+      },
     })
-    d.add(() => ws2.terminate())
-    await once(ws2, 'open')
-    expect(
-      logger.lines.filter((l) => l.msg === 'tunnel open').map((l) => l.fields['client']),
-    ).toContain('[2001:db8::5]')
+    d.add(() => ws.terminate())
+    await once(ws, 'open')
+    expect(await openedClient(logger)).toBe('[2001:db8::5]')
   })
 
   it('ignores forwarding headers from anyone else', async () => {

@@ -116,13 +116,23 @@ describe('PROXY protocol v2', () => {
 
 describe('--trust-proxy', () => {
   it('accepts addresses and CIDR blocks of both families', () => {
-    const list = parseTrustedProxies('127.0.0.1, 10.0.0.0/8, fd00::/8')!
+    const { addresses: list, unix } = parseTrustedProxies('127.0.0.1, 10.0.0.0/8, fd00::/8')!
     expect(list.check('10.1.2.3', 'ipv4')).toBe(true)
     expect(list.check('11.0.0.1', 'ipv4')).toBe(false)
     expect(list.check('fd12::1', 'ipv6')).toBe(true)
+    expect(unix).toBe(false)
   })
 
-  it.each(['localhost', '10.0.0.0/33', '10.0.0.0/x', '1.2.3'])(
+  it('accepts unix (a unix-socket listener\'s peers) and loopback (127/8, ::1 and unix)', () => {
+    expect(parseTrustedProxies('unix')).toMatchObject({ unix: true })
+    const loopback = parseTrustedProxies('Loopback')!
+    expect(loopback.unix).toBe(true)
+    expect(loopback.addresses.check('127.3.4.5', 'ipv4')).toBe(true)
+    expect(loopback.addresses.check('::1', 'ipv6')).toBe(true)
+    expect(loopback.addresses.check('10.0.0.1', 'ipv4')).toBe(false)
+  })
+
+  it.each(['localhost', '10.0.0.0/33', '10.0.0.0/x', '1.2.3', 'fe80::1%eth0', 'unix:/run/x'])(
     'refuses %j with a ConfigError',
     (text) => {
       expect(() => parseTrustedProxies(text)).toThrow(/--trust-proxy/)
