@@ -2,6 +2,14 @@
 import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
+/** `p.then(ok, fail)` as a statement: a throw in `ok` becomes an unhandled rejection. */
+const LAST_THEN_WITH_TWO_HANDLERS = {
+  selector:
+    "ExpressionStatement > CallExpression[callee.property.name='then'][arguments.length=2], ExpressionStatement > UnaryExpression[operator='void'] > CallExpression[callee.property.name='then'][arguments.length=2]",
+  message:
+    'A throw inside the first handler of a last .then(ok, fail) is unhandled: end the chain with .catch().',
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'web/demo/', 'web/admin/', '.tmp*/'] },
   js.configs.recommended,
@@ -37,12 +45,26 @@ export default tseslint.config(
     },
   },
   {
+    // Nothing a client sends may end the process: in src/, a promise is never dropped with `void`; every
+    // one is awaited, returned, or ends with its error path (.catch). A last `.then(ok, fail)` is not
+    // enough: a throw inside `ok` is not caught by `fail` (issue 13, finding 1).
+    files: ['src/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { ignoreVoid: false, ignoreIIFE: false },
+      ],
+      'no-restricted-syntax': ['error', LAST_THEN_WITH_TWO_HANDLERS],
+    },
+  },
+  {
     // Only the CLI prints usage and sets exit codes; only it (and its signal handling) may exit the process.
     files: ['src/**/*.ts'],
     ignores: ['src/commands/cli.ts', 'src/commands/signals.ts'],
     rules: {
       'no-restricted-syntax': [
         'error',
+        LAST_THEN_WITH_TWO_HANDLERS,
         {
           selector: "MemberExpression[object.name='process'][property.name='exit']",
           message: 'Only src/commands/cli.ts and src/commands/signals.ts may exit the process.',

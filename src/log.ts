@@ -104,3 +104,18 @@ function quoteIfNeeded(v: string): string {
 export function fingerprint(secret: string): string {
   return createHash('sha256').update(secret).digest('hex').slice(0, 8)
 }
+
+/**
+ * The error path of a promise nobody awaits (a listener's, a timer's, a signal's): a rejection is logged as
+ * `message` with its error text and goes no further, so it can never end the process.
+ * `promise.catch(logRejection(logger, 'tls certificate reload failed'))`
+ */
+export function logRejection(
+  logger: Logger,
+  message: string,
+  fields: LogFields = {},
+): (err: unknown) => void {
+  return function loggedRejection(err: unknown): void {
+    logger.error(message, { ...fields, error: err instanceof Error ? err.message : String(err) })
+  }
+}

@@ -14,7 +14,7 @@ import WebSocket from 'ws'
 import { connectNet, type TunnelNetSocket } from 'gangway/node'
 import { redactUrl } from '../auth/carriers.js'
 import type { ListenAddress } from '../config/options.js'
-import type { Logger } from '../log.js'
+import { logRejection, type Logger } from '../log.js'
 
 export interface ClientOptions {
   /** The daemon's WebSocket URL (ws: or wss:). */
@@ -229,13 +229,15 @@ export async function startClientListener(
       )
       const onError = (err: unknown, wasOpen: boolean): void =>
         logger.warn(explain(err, options, wasOpen, opened.socketError()), { conn: id })
-      void relay(local, tunnel, onError).then(() =>
-        logger.info('tunnel closed', {
-          conn: id,
-          up: tunnel.bytesWritten,
-          down: tunnel.bytesRead,
-        }),
-      )
+      relay(local, tunnel, onError)
+        .then(() =>
+          logger.info('tunnel closed', {
+            conn: id,
+            up: tunnel.bytesWritten,
+            down: tunnel.bytesRead,
+          }),
+        )
+        .catch(logRejection(logger, 'tunnel failed', { conn: id }))
     },
   )
   if (where.kind === 'unix') server.listen(where.path)

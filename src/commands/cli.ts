@@ -97,9 +97,15 @@ function parseCommandLine(argv: string[]): {
   y.wrap(Math.min(100, y.terminalWidth() || 100))
   // With a callback, yargs hands over --help/--version text instead of printing it; it runs synchronously
   // because no handler or middleware is async.
-  void y.parse(argv, {}, function yargsOnOutput(_err: unknown, _args: unknown, text: string) {
-    output = text
-  })
+  // Its promise settles at once for the same reason; a failure reaches the caller through `output`/`run`.
+  const parsed = y.parse(
+    argv,
+    {},
+    function yargsOnOutput(_err: unknown, _args: unknown, text: string) {
+      output = text
+    },
+  ) as unknown
+  if (parsed instanceof Promise) parsed.catch(() => undefined)
   return { output, run }
 }
 

@@ -8,7 +8,7 @@
 import cluster from 'node:cluster'
 import { resolveConfig, type Config } from '../config/options.js'
 import { createAccessFromConfig, createAccessState } from '../auth/from-config.js'
-import { createLogger, type Logger } from '../log.js'
+import { createLogger, logRejection, type Logger } from '../log.js'
 import { createTunnelServer, type TunnelServer } from '../gateway/server.js'
 import { loadTargetTls } from '../targets/target-tls.js'
 import { createAdminServer, type AdminServer } from '../ops/admin.js'
@@ -112,7 +112,12 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   // Workers reload when the primary forwards its SIGHUP, and the primary logs the outcome.
   const hangup =
     worker === undefined
-      ? watchHangup(logger, () => void reloader.reload().then((r) => logReloadReport(logger, r)))
+      ? watchHangup(logger, function daemonOnHangup() {
+          reloader
+            .reload()
+            .then((r) => logReloadReport(logger, r))
+            .catch(logRejection(logger, 'reload failed; the previous configuration stays'))
+        })
       : undefined
   try {
     await server.listen()

@@ -6,7 +6,7 @@
  */
 import type { Config, ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'
-import { createLogger } from '../log.js'
+import { createLogger, logRejection } from '../log.js'
 import { createAdminServer, type AdminServer } from '../ops/admin.js'
 import { createStateFromConfig } from '../state/from-config.js'
 import { startPrimary } from '../ops/cluster.js'
@@ -37,11 +37,14 @@ export async function runPrimary(
   const stop = watchStopSignals(logger, () => primary.kill())
   function processOnSighup(): void {
     logger.info('SIGHUP: reloading', { workers: count })
-    void primary.reload().then(function primaryOnReloaded(reports) {
-      const report = combineReports(reports)
-      if (report.ok && report.logLevel !== undefined) logger.setLevel(report.logLevel)
-      logReloadReport(logger, report, { workers: reports.length })
-    })
+    primary
+      .reload()
+      .then(function primaryOnReloaded(reports) {
+        const report = combineReports(reports)
+        if (report.ok && report.logLevel !== undefined) logger.setLevel(report.logLevel)
+        logReloadReport(logger, report, { workers: reports.length })
+      })
+      .catch(logRejection(logger, 'reload failed; the previous configuration stays'))
   }
   process.on('SIGHUP', processOnSighup)
   let admin: AdminServer | undefined

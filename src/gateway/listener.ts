@@ -10,7 +10,7 @@ import net from 'node:net'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import type { Config, ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'
-import type { Logger } from '../log.js'
+import { logRejection, type Logger } from '../log.js'
 import { loadTlsOptions, tlsSettings, watchTlsFiles } from './tls.js'
 import { kProxyAddresses, type ProxiedSocket } from './client-address.js'
 import { readProxyHeader } from './proxy-protocol.js'
@@ -66,19 +66,26 @@ export function createListener(config: Config, options: ListenerOptions): Listen
 
   function frontOnConnection(socket: net.Socket): void {
     socket.on('error', () => socket.destroy())
-    readProxyHeader(socket, handshakeMs).then(
-      function frontOnHeader(addresses) {
-        if (addresses !== undefined) (socket as ProxiedSocket)[kProxyAddresses] = addresses
-        httpServer.emit('connection', socket)
-      },
-      function frontOnBadHeader(err: Error) {
-        logger.info('connection dropped: no valid PROXY header', {
-          peer: socket.remoteAddress,
-          error: err.message,
-        })
+    readProxyHeader(socket, handshakeMs)
+      .then(
+        function frontOnHeader(addresses) {
+          if (addresses !== undefined) (socket as ProxiedSocket)[kProxyAddresses] = addresses
+          httpServer.emit('connection', socket)
+        },
+        function frontOnBadHeader(err: Error) {
+          logger.info('connection dropped: no valid PROXY header', {
+            peer: socket.remoteAddress,
+            error: err.message,
+          })
+          socket.destroy()
+        },
+      )
+      .catch(function frontOnInternalError(err: unknown) {
+        logRejection(logger, 'connection dropped: internal error', { peer: socket.remoteAddress })(
+          err,
+        )
         socket.destroy()
-      },
-    )
+      })
   }
 
   async function listen(): Promise<void> {
@@ -107,7 +114,7 @@ export function createListener(config: Config, options: ListenerOptions): Listen
   }
 
   function certificatesOnChange(): void {
-    void reloadCertificates()
+    reloadCertificates().catch(logRejection(logger, 'tls certificate reload failed'))
   }
 
   /**

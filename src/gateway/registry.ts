@@ -11,7 +11,7 @@ import type { Admission } from '../auth/access.js'
 import type { Config } from '../config/options.js'
 import { bridge, type Tunnel, type TunnelResult } from '../relay/bridge.js'
 import { describeTarget } from '../targets/dial.js'
-import type { Logger } from '../log.js'
+import { logRejection, type Logger } from '../log.js'
 import { CloseCode } from '../protocol.js'
 import { closeChannel, openChannel } from '../events.js'
 import type { MetricsHooks } from './metrics-hooks.js'
@@ -166,7 +166,10 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     if (admission.fingerprint !== undefined && options.isRevoked?.(admission.fingerprint)) {
       tunnel.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
     }
-    void tunnel.closed.then(function tunnelOnClosed(result: TunnelResult) {
+    tunnel.closed
+      .then(tunnelOnClosed)
+      .catch(logRejection(logger, 'tunnel end bookkeeping failed', { conn: id }))
+    function tunnelOnClosed(result: TunnelResult): void {
       tunnels.delete(id)
       recorder?.end(result)
       admission.release()
@@ -191,7 +194,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
       })
       if (closeChannel.hasSubscribers) closeChannel.publish(result)
       notifyIfIdle()
-    })
+    }
   }
 
   function notifyIfIdle(): void {

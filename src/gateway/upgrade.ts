@@ -132,7 +132,8 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     socket.once('close', socketOnCloseWhileDialing)
     ctx.dialStarted()
     let dialStartedAt = performance.now()
-    admit().then(admitOnDone, dialOnFailure)
+    let dialEnded = false
+    admit().then(admitOnDone, dialOnFailure).catch(upgradeOnInternalError)
 
     function admit(): Promise<Admission | Refusal> {
       if (access === undefined) return Promise.resolve(openAdmission(fixedTarget))
@@ -170,7 +171,9 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         addresses: answer.addresses,
         preamble: ctx.targetPreamble(req),
         tls,
-      }).then(dialOnSuccess, dialOnFailure)
+      })
+        .then(dialOnSuccess, dialOnFailure)
+        .catch(upgradeOnInternalError)
     }
 
     function socketOnCloseWhileDialing(): void {
@@ -192,6 +195,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     }
 
     function dialOnSuccess(tcp: Socket): void {
+      dialEnded = true
       ctx.dialFinished(performance.now() - dialStartedAt, true)
       stopWatchingClient()
       const admitted = admission as Admission
@@ -222,6 +226,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     }
 
     function dialOnFailure(err: unknown): void {
+      dialEnded = true
       ctx.dialFinished(performance.now() - dialStartedAt, false)
       stopWatchingClient()
       admission?.release()
@@ -236,6 +241,26 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       refuse(
         err instanceof TunnelError ? err : tunnelError('ERR_TARGET_UNREACHABLE', String(err), err),
       )
+    }
+
+    /**
+     * A throw in one of the handlers above (a bug, such as the PROXY header of issue 13's finding 1): this
+     * connection is dropped and logged, its dial slot given back; the process and every other tunnel go on.
+     */
+    function upgradeOnInternalError(err: unknown): void {
+      logger.error('connection dropped: internal error', {
+        conn: id,
+        client,
+        target: targetText,
+        error: err instanceof Error ? err.message : String(err),
+      })
+      if (!dialEnded) {
+        dialEnded = true
+        ctx.dialFinished(performance.now() - dialStartedAt, false)
+        stopWatchingClient()
+        admission?.release()
+      }
+      socket.destroy()
     }
 
     function refuse(err: TunnelError): void {

@@ -74,7 +74,18 @@ export function createAdminServer(
   const statusPage = options.token === undefined ? undefined : readStatusPage()
   const startedAt = Date.now()
   const server = http.createServer(function adminOnRequest(req, res) {
-    void route(req, res)
+    route(req, res).catch(function adminOnRouteError(err: unknown) {
+      // A client that aborts its body (readJson), a store that fails mid-answer: answer or drop this one
+      // request; never let it reach the process.
+      logger.warn('admin request failed', {
+        client: req.socket.remoteAddress,
+        path: (req.url ?? '/').split('?', 1)[0],
+        error: err instanceof Error ? err.message : String(err),
+      })
+      if (!res.headersSent && !req.socket.destroyed) {
+        send(req, res, 500, 'text/plain; charset=utf-8', 'internal error\n')
+      } else res.destroy()
+    })
   })
   server.keepAliveTimeout = 5_000
 
@@ -252,7 +263,10 @@ export function createAdminServer(
   }
 }
 
-/** The request body parsed as JSON; undefined when it is not JSON or too large. */
+/**
+ * The request body parsed as JSON; undefined when it is not JSON or too large.
+ * @throws when the client aborts the body (`aborted`); the caller's catch answers for it.
+ */
 async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = []
   let size = 0

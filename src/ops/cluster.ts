@@ -82,7 +82,16 @@ export function workerContext(): WorkerContext | undefined {
       // The primary logs the outcome once for all workers. A worker still starting has nothing to
       // report (it read the file as it is now): it answers at once so that the primary does not wait.
       if (reload === undefined) send({ gangway: 'reply', req })
-      else void reload().then((report) => send({ gangway: 'reply', req, reload: report }))
+      else {
+        reload()
+          .then((report) => send({ gangway: 'reply', req, reload: report }))
+          .catch(function workerOnReloadError(err: unknown) {
+            // The primary waits for every worker's reply, and logs the outcome once for all of them.
+            const error = err instanceof Error ? err.message : String(err)
+            const report: ReloadReport = { ok: false, error, changed: [], restartNeeded: [] }
+            send({ gangway: 'reply', req, reload: report })
+          })
+      }
     } else if (server === undefined) return
     else if (m.gangway === 'snapshot') {
       send({

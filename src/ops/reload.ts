@@ -233,7 +233,8 @@ function trackAdmissions(access: Access): TrackedAccess {
     admit(req, clientIp): Promise<Admission | Refusal> {
       running++
       const answer = access.admit(req, clientIp)
-      void answer.then(settled, settled)
+      // The caller handles `answer`'s rejection; this branch only counts it (settled never throws).
+      answer.then(settled, settled).catch(() => undefined)
       return answer
     },
     reload: () => access.reload(),

@@ -138,10 +138,13 @@ export function createSharedState(options: SharedStateOptions): SharedState {
   if (subscriber !== undefined) {
     // Subscribed again on every (re)connection: the node counts as up only once the channel is heard.
     subscriber.on('ready', function subscriberOnReady() {
-      subscriber.subscribe(channel).then(function subscriberOnSubscribed() {
-        subscribed = true
-        markUpIfBoth()
-      }, markDown)
+      subscriber
+        .subscribe(channel)
+        .then(function subscriberOnSubscribed() {
+          subscribed = true
+          markUpIfBoth()
+        })
+        .catch(markDown)
     })
     subscriber.on('close', function subscriberOnClose() {
       subscribed = false
@@ -176,7 +179,7 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     if (wasDown) logger.info('shared state reachable again', { redis: redactRedisUrl(options.url) })
     // Revocations published while this node was away were missed, and slots may have expired.
     slots.renew().catch(() => metrics.errors.inc({ operation: 'renew' }))
-    void recheckLive()
+    recheckLive().catch(() => metrics.errors.inc({ operation: 'recheck' }))
   }
 
   async function recheckLive(): Promise<void> {
