@@ -64,6 +64,11 @@ export interface Admission {
   readonly label: string | undefined
   readonly fingerprint: string | undefined
   readonly carrier: TokenCarrier | undefined
+  /**
+   * When (`performance.now()`) the shared revocations were asked about this token, if they were: a
+   * revocation heard on the channel after this instant stops the tunnel (see state/redis-state.ts).
+   */
+  readonly revocationCheckedAt: number | undefined
   /** Gives back the per-token connection slot; call once when the tunnel (or the dial) ends. */
   release(): void
 }
@@ -112,6 +117,7 @@ export function createAccess(options: AccessOptions): Access {
   async function admit(req: IncomingMessage, clientIp: string): Promise<Admission | Refusal> {
     let print: string | undefined
     let carrier: TokenCarrier | undefined
+    let revocationCheckedAt: number | undefined
     const refuse = (error: TunnelError): Refusal => ({
       ok: false,
       error,
@@ -154,6 +160,7 @@ export function createAccess(options: AccessOptions): Access {
         )
       }
       if (options.revocations !== undefined) {
+        revocationCheckedAt = performance.now()
         try {
           if (await options.revocations.isRevoked(print)) return denyToken('revoked')
         } catch (err) {
@@ -263,6 +270,7 @@ export function createAccess(options: AccessOptions): Access {
       label: resolution?.label,
       fingerprint: print,
       carrier,
+      revocationCheckedAt,
       release,
     }
   }

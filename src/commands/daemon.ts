@@ -93,7 +93,8 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
     idSpace,
     access,
     targetTls,
-    isRevoked: shared === undefined ? undefined : (print) => shared.heardRevoked(print),
+    isRevoked:
+      shared === undefined ? undefined : (print, since) => shared.heardRevoked(print, since),
   })
   if (shared !== undefined) attachState(shared, server)
   const reloader = createReloader({

@@ -29,6 +29,11 @@ export const revokeCommand: CommandSpec = {
         type: 'string',
         describe: 'Or a file whose first line is the token (or set GANGWAY_TOKEN).',
       })
+      .option('undo', {
+        type: 'boolean',
+        describe:
+          'End the token’s revocation now, on every node (a mis-click, or the token is safe again).',
+      })
       .option('ttl', {
         type: 'string',
         describe:
@@ -50,7 +55,7 @@ export const revokeCommand: CommandSpec = {
 }
 
 async function runRevoke(args: Args): Promise<number> {
-  const { revokeToken } = await import('../client/revoke.js')
+  const { revokeToken, undoRevocation } = await import('../client/revoke.js')
   const text = (name: string): string | undefined => stringOption(args, name)
   const configName = text('config')
   const file = configName === undefined ? undefined : (await readConfigFile(configName)).values
@@ -72,9 +77,16 @@ async function runRevoke(args: Args): Promise<number> {
       'revoke: give exactly one of --fingerprint and --token-file (or GANGWAY_TOKEN)',
     )
   const ttl = text('ttl')
+  const statePrefix = text('state-prefix') ?? fromFile('statePrefix') ?? DEFAULTS.statePrefix
+  if (args['undo'] === true) {
+    if (ttl !== undefined) throw new ConfigError('revoke: --undo takes no --ttl')
+    const line = await undoRevocation({ stateRedis, statePrefix, token, fingerprint })
+    process.stdout.write(line + '\n')
+    return EXIT_OK
+  }
   const line = await revokeToken({
     stateRedis,
-    statePrefix: text('state-prefix') ?? fromFile('statePrefix') ?? DEFAULTS.statePrefix,
+    statePrefix,
     token,
     fingerprint,
     ttlSeconds: ttl === undefined ? undefined : ttl === '0' ? 0 : parseSeconds(ttl, '--ttl'),

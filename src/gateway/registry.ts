@@ -45,8 +45,11 @@ export interface TunnelRegistryOptions {
   metrics: MetricsHooks
   /** The config in force (reconfigure() swaps it): each new tunnel reads its settings from it. */
   config: () => Config
-  /** True for a token fingerprint revoked meanwhile: its tunnel closes as it opens. */
-  isRevoked?: (fingerprint: string) => boolean
+  /**
+   * True for a token fingerprint whose revocation was heard after `since` (when the gate asked Redis): a
+   * tunnel admitted before the revocation closes as it opens.
+   */
+  isRevoked?: (fingerprint: string, since: number) => boolean
 }
 
 /** A live tunnel and what the admin views show of it besides its byte counts. */
@@ -163,7 +166,11 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     })
     if (openChannel.hasSubscribers) openChannel.publish({ id, client, target: targetText })
     // Admitted before a revocation reached this node, connected after it: close it now.
-    if (admission.fingerprint !== undefined && options.isRevoked?.(admission.fingerprint)) {
+    if (
+      admission.fingerprint !== undefined &&
+      admission.revocationCheckedAt !== undefined &&
+      options.isRevoked?.(admission.fingerprint, admission.revocationCheckedAt)
+    ) {
       tunnel.close(CloseCode.CLOSED_BY_OPERATOR, TOKEN_REVOKED)
     }
     tunnel.closed

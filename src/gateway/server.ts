@@ -41,8 +41,11 @@ export interface TunnelServerOptions {
   metrics?: MetricsHooks
   /** With several workers: this worker's index and the worker count, so tunnel ids never collide. */
   idSpace?: { index: number; count: number }
-  /** True for a token fingerprint revoked meanwhile (`--state-redis`): its tunnel closes as it opens. */
-  isRevoked?: (fingerprint: string) => boolean
+  /**
+   * True for a token fingerprint whose revocation was heard after `since` (`--state-redis`,
+   * `SharedState.heardRevoked`): refused before the dial, or closed as it opens if the dial had begun.
+   */
+  isRevoked?: (fingerprint: string, since: number) => boolean
   /** TLS settings for `tls://` targets, loaded by `loadTargetTls(config)`; loaded here when absent. */
   targetTls?: TargetTls
 }
@@ -157,6 +160,7 @@ export function createTunnelServer(
         return liveTargetTls
       },
       targetPreamble,
+      revokedSince: (print, since) => options.isRevoked?.(print, since) ?? false,
       startTunnel: registry.startTunnel,
     }),
   )

@@ -57,6 +57,11 @@ export interface UpgradeContext {
   readonly targetTls: TargetTls
   /** Bytes to send the target before any relayed byte (a PROXY protocol header), if any. */
   targetPreamble(req: IncomingMessage): Buffer | undefined
+  /**
+   * True when the token `fingerprint` was revoked after `since` (heard on the shared-state channel while
+   * this upgrade was being admitted): it is refused before its target is dialled.
+   */
+  revokedSince(fingerprint: string, since: number): boolean
   /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
   startTunnel(
     id: number,
@@ -154,6 +159,16 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       targetText = describeTarget(answer.target)
       if (abort.signal.aborted) {
         dialOnFailure(abort.signal.reason)
+        return
+      }
+      // Revoked while the gate was deciding: refused like any revoked token, before anything is dialled.
+      if (
+        answer.fingerprint !== undefined &&
+        answer.revocationCheckedAt !== undefined &&
+        ctx.revokedSince(answer.fingerprint, answer.revocationCheckedAt)
+      ) {
+        refusalFields = { token: answer.fingerprint, carrier: answer.carrier }
+        dialOnFailure(tunnelError('ERR_TOKEN_INVALID', 'missing or invalid token: revoked'))
         return
       }
       logger.debug('dialling', { conn: id, client, target: targetText, route: answer.label })
@@ -336,6 +351,7 @@ function openAdmission(target: Target | undefined): Admission {
     label: undefined,
     fingerprint: undefined,
     carrier: undefined,
+    revocationCheckedAt: undefined,
     release: () => undefined,
   }
 }

@@ -16,7 +16,7 @@ import { GangwayError } from '../errors.js'
 import type { RouteTotals, TunnelInfo, TunnelStats } from '../gateway/server.js'
 import { VERSION } from '../version.js'
 import type { SharedState } from '../state/redis-state.js'
-import { answerRevokeRequest } from '../state/revoke.js'
+import { answerRevokeRequest, answerUndoRequest } from '../state/revoke.js'
 
 export interface AdminServer {
   listen(): Promise<void>
@@ -47,7 +47,7 @@ export interface AdminOptions {
   token?: string
   logger?: Logger
   /** Shared state (`--state-redis`): `/readyz` needs it reachable, `POST /api/revoke` writes to it. */
-  state?: Pick<SharedState, 'healthy' | 'revoke'> | undefined
+  state?: Pick<SharedState, 'healthy' | 'revoke' | 'unrevoke'> | undefined
 }
 
 /** Largest admin API request body (a revocation is a few hundred bytes). */
@@ -208,12 +208,18 @@ export function createAdminServer(
       })
       return
     }
-    if (path === '/api/revoke' && req.method === 'POST') {
+    if (path === '/api/revoke' && (req.method === 'POST' || req.method === 'DELETE')) {
       if (options.state === undefined) {
         sendJson(req, res, 404, { error: 'revocation needs shared state (--state-redis)' })
         return
       }
       const body = await readJson(req)
+      if (req.method === 'DELETE') {
+        const answer = await answerUndoRequest(body, options.state)
+        if (answer.status === 200) logger.info('token revocation undone by admin API', answer.body)
+        sendJson(req, res, answer.status, answer.body)
+        return
+      }
       const answer = await answerRevokeRequest(body, options.state)
       if (answer.status === 200) logger.info('token revoked by admin API', answer.body)
       sendJson(req, res, answer.status, answer.body)

@@ -5,7 +5,10 @@
  * every node at once to close a revoked token's tunnels. Keys (all under the prefix, `gangway:` by default):
  *
  * - `revoked:<fingerprint>`: a revocation, with a TTL; new connections with that token are refused (4401);
- * - `revocations` (channel): each message is a fingerprint whose live tunnels every node closes (4410);
+ *   Redis is the only authority: every admission asks it, so a deleted or expired key ends the revocation on
+ *   every node at once (no node keeps its own list);
+ * - `revocations` (channel): each message is a fingerprint whose live tunnels every node closes (4410), or
+ *   `undo:<fingerprint>` when a revocation was undone (the key deleted: `gangway revoke --undo`);
  * - `conns:<limit key>`: sorted set of connection slots (`maxConnections` across nodes);
  * - `jti:<jti>`: a single-use JWT id already used (`SET NX PX`, until the token expires).
  *
@@ -65,13 +68,23 @@ export interface SharedState {
   healthy(): boolean
   /** @throws {StateUnavailableError} while Redis is unreachable (fail closed). */
   isRevoked(fingerprint: string): Promise<boolean>
-  /** True when this node heard of the revocation on the channel (checked when a tunnel opens). */
-  heardRevoked(fingerprint: string): boolean
+  /**
+   * True when this node heard of a revocation of `fingerprint` on the channel after `since` (a
+   * `performance.now()` time, taken before the admission asked Redis): a dial admitted before the revocation
+   * reached Redis is stopped, while a token whose revocation Redis no longer has is not.
+   */
+  heardRevoked(fingerprint: string, since: number): boolean
   /**
    * Records a revocation for `ttlMs` (0 = no expiry) and publishes it.
    * @returns how many subscribed connections (worker processes, nodes) received the message
    */
   revoke(fingerprint: string, ttlMs: number): Promise<number>
+  /**
+   * Ends a revocation now (deletes the key) and, if there was one, tells every node (`undo:<fingerprint>` on
+   * the channel: they log it; admissions already ask Redis).
+   * @returns whether a revocation was in force, and how many subscribed connections received the message
+   */
+  unrevoke(fingerprint: string): Promise<{ wasRevoked: boolean; notified: number }>
   /** Marks `id` used until `ttlMs` from now; false when it was already used. */
   claimOnce(id: string, ttlMs: number): Promise<boolean>
   readonly slots: SharedSlots
@@ -81,8 +94,13 @@ export interface SharedState {
   close(): Promise<void>
 }
 
-/** Fingerprints heard on the channel are remembered this long (covers dials in flight at the time). */
+/**
+ * Fingerprints heard on the channel are remembered this long, only to stop dials that were admitted before
+ * the revocation (longer than any connect timeout); admissions after it ask Redis.
+ */
 const HEARD_MS = 60_000
+/** Prefix of a channel message that ends a revocation (older nodes ignore it: not a fingerprint). */
+const UNDO = 'undo:'
 
 export function isFingerprint(text: string): boolean {
   return FINGERPRINT.test(text)
@@ -150,8 +168,11 @@ export function createSharedState(options: SharedStateOptions): SharedState {
       subscribed = false
     })
     subscriber.on('message', function subscriberOnMessage(from: string, message: string) {
-      if (from !== channel || !isFingerprint(message)) return
-      onRevoked(message, 'channel')
+      if (from !== channel) return
+      if (isFingerprint(message)) onRevoked(message, 'channel')
+      else if (message.startsWith(UNDO) && isFingerprint(message.slice(UNDO.length))) {
+        onUnrevoked(message.slice(UNDO.length))
+      }
     })
   }
 
@@ -190,8 +211,13 @@ export function createSharedState(options: SharedStateOptions): SharedState {
     }
   }
 
+  function onUnrevoked(fingerprint: string): void {
+    heard.delete(fingerprint)
+    logger.info('token revocation undone: the token is accepted again', { token: fingerprint })
+  }
+
   function onRevoked(fingerprint: string, via: string): void {
-    const at = Date.now()
+    const at = performance.now()
     for (const [print, when] of heard) if (at - when > HEARD_MS) heard.delete(print)
     heard.set(fingerprint, at)
     metrics.revocations.inc()
@@ -218,9 +244,9 @@ export function createSharedState(options: SharedStateOptions): SharedState {
       )
       return found === 1
     },
-    heardRevoked(fingerprint) {
+    heardRevoked(fingerprint, since) {
       const when = heard.get(fingerprint)
-      return when !== undefined && Date.now() - when <= HEARD_MS
+      return when !== undefined && when >= since && performance.now() - when <= HEARD_MS
     },
     async revoke(fingerprint, ttlMs) {
       if (!isFingerprint(fingerprint)) throw new Error(`not a token fingerprint: ${fingerprint}`)
@@ -230,6 +256,15 @@ export function createSharedState(options: SharedStateOptions): SharedState {
         if (ttlMs > 0) await redis.set(key, value, 'PX', Math.ceil(ttlMs))
         else await redis.set(key, value)
         return redis.publish(channel, fingerprint)
+      })
+    },
+    async unrevoke(fingerprint) {
+      if (!isFingerprint(fingerprint)) throw new Error(`not a token fingerprint: ${fingerprint}`)
+      return guarded('revoke', async () => {
+        const deleted = await redis.del(`${prefix}revoked:${fingerprint}`)
+        if (deleted === 0) return { wasRevoked: false, notified: 0 } // nothing for the nodes to hear
+        const notified = await redis.publish(channel, `${UNDO}${fingerprint}`)
+        return { wasRevoked: true, notified }
       })
     },
     async claimOnce(id, ttlMs) {

@@ -1,6 +1,7 @@
 /**
  * @module state/revoke
- * What a revocation names and how long it lasts, shared by `gangway revoke` and `POST /api/revoke`. A
+ * What a revocation names and how long it lasts, shared by `gangway revoke [--undo]` and `POST`/`DELETE
+ * /api/revoke`. A
  * revocation is keyed by the token's fingerprint (what logs and the admin API show), so an operator can
  * revoke a token without ever handling it; given the token itself, its fingerprint is computed here and the
  * token goes no further. A signed token (JWT) is revoked until it expires anyway (its `exp`, read without
@@ -62,6 +63,42 @@ function jwtExpiry(token: string): number | undefined {
     return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined
   } catch {
     return undefined
+  }
+}
+
+/** The fingerprint an undo names (a token or its fingerprint, no TTL). @throws {Error} with one line. */
+export function planUndo(request: Omit<RevocationRequest, 'ttlSeconds'>): string {
+  return planRevocation({ token: request.token, fingerprint: request.fingerprint }).fingerprint
+}
+
+/**
+ * The JSON answer of `DELETE /api/revoke` to the body `{"token"|"fingerprint"}`: the revocation ends on
+ * every node at once. `wasRevoked` is false when none was in force (a typo, or it had expired).
+ */
+export async function answerUndoRequest(
+  body: unknown,
+  state: Pick<SharedState, 'unrevoke'>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const fields = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
+  const { token, fingerprint: print } = fields
+  if (
+    (token !== undefined && typeof token !== 'string') ||
+    (print !== undefined && typeof print !== 'string') ||
+    fields['ttl'] !== undefined
+  ) {
+    return { status: 400, body: { error: 'expected {"token" or "fingerprint": string}' } }
+  }
+  let target: string
+  try {
+    target = planUndo({ token, fingerprint: print })
+  } catch (err) {
+    return { status: 400, body: { error: (err as Error).message } }
+  }
+  try {
+    const { wasRevoked, notified } = await state.unrevoke(target)
+    return { status: 200, body: { unrevoked: target, wasRevoked, notified } }
+  } catch (err) {
+    return { status: 503, body: { error: (err as Error).message } }
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * "Revoke token" on the status page, in Chromium against a real daemon (`bin/gangway.js`) sharing state
  * through a real Redis: click, confirm, the token's tunnel closes with 4410 and the token is refused from
- * then on. Without `--state-redis` the page offers no revocation.
+ * then on; "Undo" ends the revocation and the token is accepted again. Without `--state-redis` the page
+ * offers no revocation.
  */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -110,6 +111,18 @@ describe('status page: revoking a token', () => {
       .waitFor()
     await page.locator('#tunnels td.empty').waitFor()
     expect(await connectAndClose(`${daemon.url}?token=${TOKEN}`)).toMatchObject({ code: 4401 })
+
+    // A mis-click is undone from the outcome line: the token is accepted again at once.
+    await page.locator('#outcome button.undo').click()
+    await page
+      .locator('#outcome', {
+        hasText: `Revocation of token ${fingerprint(TOKEN)} undone; 1 process(es) notified.`,
+      })
+      .waitFor()
+    expect(await page.locator('#outcome button.undo').count()).toBe(0)
+    const back = await openWs(d, `${daemon.url}?token=${TOKEN}`)
+    await row.waitFor()
+    back.close()
     // The page showed the fingerprint only, never the token.
     expect(await page.content()).not.toContain(TOKEN)
     await page.screenshot({ path: '/tmp/gangway-status-revoke.png' })

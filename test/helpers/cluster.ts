@@ -42,7 +42,7 @@ export async function startNode(
   const server = createTunnelServer(config, {
     logger,
     access,
-    isRevoked: (print) => state.heardRevoked(print),
+    isRevoked: (print, since) => state.heardRevoked(print, since),
   })
   attachState(state, server)
   await server.listen()

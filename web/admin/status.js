@@ -1,7 +1,8 @@
 // Gangway status page: polls the admin API once a second with the admin token (kept in sessionStorage,
 // never in the URL) and renders the live tunnels; "Close" asks the daemon to close one tunnel (4410).
 // With shared state (--state-redis), "Revoke token" revokes the token of a tunnel on every node, after a
-// confirmation; the page only ever handles the token's fingerprint, never a token.
+// confirmation; the outcome line then offers "Undo" (DELETE /api/revoke) for a mis-click. The page only
+// ever handles the token's fingerprint, never a token.
 const POLL_MS = 1000
 const $ = (id) => document.getElementById(id)
 let token = sessionStorage.getItem('gangway-admin-token') ?? ''
@@ -56,7 +57,11 @@ async function revokeToken(print) {
     const body = await res.json().catch(() => ({}))
     if (res.ok) {
       const until = body.ttl === 0 ? 'for good' : `for ${body.ttl} s`
-      outcome(`Token ${body.revoked} revoked ${until}; ${body.notified} process(es) notified.`)
+      outcome(
+        `Token ${body.revoked} revoked ${until}; ${body.notified} process(es) notified.`,
+        false,
+        body.revoked,
+      )
     } else {
       outcome(`Revoking token ${print} failed (${res.status}): ${body.error ?? 'no answer'}`, true)
     }
@@ -66,8 +71,55 @@ async function revokeToken(print) {
   refresh()
 }
 
-function outcome(text, bad = false) {
+$('outcome').addEventListener('click', (event) => {
+  const undo = event.target.closest('button[data-undo]')
+  if (!undo) return
+  undo.disabled = true
+  void undoRevoke(undo.dataset.undo)
+})
+
+/** Ends a revocation on every node: the token is accepted again (its closed tunnels stay closed). */
+async function undoRevoke(print) {
+  try {
+    const res = await fetch('/api/revoke', {
+      method: 'DELETE',
+      headers: { ...auth(), 'Content-Type': 'application/json' },
+      body: JSON.stringify({ fingerprint: print }),
+    })
+    const body = await res.json().catch(() => ({}))
+    if (!res.ok) {
+      const why = `(${res.status}): ${body.error ?? 'no answer'}`
+      outcome(`Undoing the revocation of token ${print} failed ${why}`, true, print)
+    } else if (body.wasRevoked) {
+      outcome(
+        `Revocation of token ${print} undone; ${body.notified} process(es) notified. ` +
+          'The token is accepted again; its closed tunnels reconnect on their own or not at all.',
+      )
+    } else {
+      outcome(
+        `Token ${print} was no longer revoked (expired or undone elsewhere): nothing to undo.`,
+      )
+    }
+  } catch {
+    outcome(
+      `Undoing the revocation of token ${print} failed: the daemon does not answer.`,
+      true,
+      print,
+    )
+  }
+}
+
+/** Shows `text`; with `undoFingerprint`, an "Undo" button that ends that token's revocation. */
+function outcome(text, bad = false, undoFingerprint) {
   $('outcome').textContent = text
+  if (undoFingerprint) {
+    const undo = document.createElement('button')
+    undo.className = 'undo'
+    undo.dataset.undo = undoFingerprint
+    undo.title = `Undo the revocation of token ${undoFingerprint} on every node`
+    undo.textContent = 'Undo'
+    $('outcome').append(' ', undo)
+  }
   $('outcome').className = bad ? 'bad' : ''
   $('outcome').hidden = false
 }
