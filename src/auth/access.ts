@@ -167,8 +167,11 @@ export function createAccess(options: AccessOptions): Access {
           return refuse(tunnelError('ERR_RESOLVER_UNAVAILABLE', errorText(err), err))
         }
       }
+      let refusedBecause: string | undefined
       try {
-        resolution = await options.resolver.resolve(found.token, req)
+        resolution = await options.resolver.resolve(found.token, req, (why) => {
+          refusedBecause ??= why
+        })
       } catch (err) {
         return refuse(
           tunnelError(
@@ -178,7 +181,9 @@ export function createAccess(options: AccessOptions): Access {
           ),
         )
       }
-      if (resolution === null) return denyToken(`unknown to ${options.resolver.name}`)
+      if (resolution === null) {
+        return denyToken(refusedBecause ?? `unknown to ${options.resolver.name}`)
+      }
     }
 
     let target: Target

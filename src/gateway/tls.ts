@@ -36,6 +36,7 @@ export async function loadTlsOptions(settings: TlsSettings): Promise<SecureConte
   // One after the other, so that with both missing the error names the certificate, deterministically.
   const cert = await readPem(settings.certFile, 'certificate')
   const key = await readPem(settings.keyFile, 'key')
+  checkPemBlocks(settings, cert, key)
   const options: SecureContextOptions = {
     cert,
     key,
@@ -45,10 +46,40 @@ export async function loadTlsOptions(settings: TlsSettings): Promise<SecureConte
   try {
     createSecureContext(options) // fails on a key that does not match, a bad cipher list, …
   } catch (err) {
-    const why = err instanceof Error ? err.message : String(err)
+    const raw = err instanceof Error ? err.message : String(err)
+    const why = /key values mismatch/.test(raw)
+      ? `the key does not match the certificate (${raw})`
+      : raw
     throw new ConfigError(`TLS ${settings.certFile} / ${settings.keyFile}: ${why}`, { cause: err })
   }
   return options
+}
+
+/**
+ * OpenSSL's own words for a missing or encrypted key ("DECODER routines::unsupported") name neither the
+ * file nor the fix: say which file lacks what, before OpenSSL sees it.
+ */
+function checkPemBlocks(settings: TlsSettings, cert: Buffer, key: Buffer): void {
+  const certText = cert.toString('latin1')
+  const keyText = key.toString('latin1')
+  if (!certText.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new ConfigError(
+      `TLS certificate ${settings.certFile} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`,
+    )
+  }
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyText)) {
+    throw new ConfigError(
+      `TLS key ${settings.keyFile} is encrypted (passphrase keys are not supported): decrypt it with ` +
+        `openssl pkey -in ${settings.keyFile} -out key.pem, readable by the service user only`,
+    )
+  }
+  if (/-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----/.test(keyText)) return
+  throw new ConfigError(
+    settings.keyFile === settings.certFile
+      ? `TLS key missing: ${settings.certFile} holds a certificate but no private key; ` +
+          'give the key file with --key (or append the key to the certificate file)'
+      : `TLS key ${settings.keyFile} holds no PEM private key ("-----BEGIN PRIVATE KEY-----")`,
+  )
 }
 
 async function readPem(file: string, what: string): Promise<Buffer> {

@@ -5,8 +5,9 @@
  * URL. The algorithm follows the key type, so an HMAC-with-a-public-key confusion cannot happen. Claims:
  * `target` (`host:port`, `[v6]:port`, `unix:/path` or a route name) or websockify's `host` + `port`; `exp`
  * required and at most `maxLifetimeMs` away; `nbf`, `aud`, `iss`; single use by `jti`; per-token
- * `maxConnections`, `maxBytes` and `idleTimeout`. Any verification failure is "no such token" (4401); only a JWKS URL
- * that cannot be fetched is an outage (4503).
+ * `maxConnections`, `maxBytes` and `idleTimeout`. Any verification failure is "no such token" (4401), with the
+ * precise reason (bad signature, expired, lifetime, aud/iss, unknown route) told to the log only; only a JWKS
+ * URL that cannot be fetched is an outage (4503).
  * Knows nothing of WebSockets, carriers or policy (targets/resolver.ts).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto'
@@ -29,6 +30,7 @@ import {
   type Resolution,
   type RouteOptions,
   type TargetResolver,
+  type WhyRefused,
 } from './resolver.js'
 import type { Routes } from '../config/routes.js'
 import { routeResolution } from './routes.js'
@@ -83,7 +85,11 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
 
   return {
     name: 'jwt',
-    async resolve(token): Promise<Resolution | null> {
+    async resolve(token, _req, why?: WhyRefused): Promise<Resolution | null> {
+      const refuse = (reason: string | undefined): null => {
+        if (reason !== undefined) why?.(`jwt: ${reason}`)
+        return null
+      }
       let payload: JWTPayload
       try {
         const verifyOptions = {
@@ -101,23 +107,35 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
         payload = result.payload
       } catch (err) {
         if (key.kind === 'set' && key.remote && isFetchFailure(err)) throw err
-        return null
+        return refuse(verifyFailure(err))
       }
       const at = now()
       const expMs = (payload.exp ?? 0) * 1000
-      if (expMs - at > options.maxLifetimeMs) return null
-      if (payload.iat !== undefined && expMs - payload.iat * 1000 > options.maxLifetimeMs)
-        return null
+      const maxS = options.maxLifetimeMs / 1000
+      if (expMs - at > options.maxLifetimeMs) {
+        return refuse(
+          `exp is ${Math.round((expMs - at) / 1000)} s ahead, above jwtMaxLifetime (${maxS} s)`,
+        )
+      }
+      if (payload.iat !== undefined && expMs - payload.iat * 1000 > options.maxLifetimeMs) {
+        return refuse(
+          `lifetime (exp - iat) is ${Math.round(expMs / 1000 - payload.iat)} s, above jwtMaxLifetime (${maxS} s)`,
+        )
+      }
       const resolved = resolveClaims(payload, options.routes)
-      if (resolved === undefined) return null
+      if (typeof resolved === 'string') return refuse(resolved)
       if (options.singleUse) {
-        if (typeof payload.jti !== 'string' || payload.jti === '') return null
+        if (typeof payload.jti !== 'string' || payload.jti === '') {
+          return refuse('no jti claim (jwtSingleUse needs one)')
+        }
         const until = expMs + CLOCK_TOLERANCE_S * 1000
         if (options.claimOnce !== undefined) {
-          if (!(await options.claimOnce(payload.jti, until - at))) return null
+          if (!(await options.claimOnce(payload.jti, until - at))) {
+            return refuse('jti already used (jwtSingleUse)')
+          }
         } else {
           forget(at)
-          if (seen.has(payload.jti)) return null
+          if (seen.has(payload.jti)) return refuse('jti already used (jwtSingleUse)')
           seen.set(payload.jti, until)
         }
       }
@@ -147,15 +165,20 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
   }
 }
 
-function resolveClaims(payload: JWTPayload, routes: Routes | undefined): Resolution | undefined {
+/** The resolution a verified token's claims name, or why they name none (for the log). */
+function resolveClaims(payload: JWTPayload, routes: Routes | undefined): Resolution | string {
   const claim = payload['target']
   if (typeof claim === 'string') {
     const route = routes?.get(claim)
     if (route !== undefined) return routeResolution(route)
-    return asTarget(() => parseTarget(claim))
+    return (
+      asTarget(() => parseTarget(claim)) ??
+      `target claim ${JSON.stringify(claim.slice(0, 100))} is neither a route (unknown route) nor an address`
+    )
   }
   const address = hostPortFields(payload) // websockify's JWTTokenApi claims
-  return address === undefined ? undefined : asTarget(() => parseTarget(address))
+  if (address === undefined) return 'no target claim (nor host and port)'
+  return asTarget(() => parseTarget(address)) ?? 'host and port claims are not an address'
 }
 
 function asTarget(parse: () => Target): Resolution | undefined {
@@ -164,6 +187,27 @@ function asTarget(parse: () => Target): Resolution | undefined {
   } catch {
     return undefined
   }
+}
+
+/**
+ * Why jose refused a token, in an operator's words; undefined when it is no JWT at all (an opaque token
+ * another source may not know either: "unknown to …" says it better).
+ */
+function verifyFailure(err: unknown): string | undefined {
+  if (err instanceof joseErrors.JWTExpired) return 'expired (exp is past)'
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'aud') return 'wrong aud (jwtAudience)'
+    if (err.claim === 'iss') return 'wrong iss (jwtIssuer)'
+    if (err.claim === 'nbf') return 'not valid yet (nbf is ahead)'
+    if (err.reason === 'missing') return `no ${err.claim} claim`
+    return `bad ${err.claim} claim (${err.reason})`
+  }
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature'
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return 'algorithm not allowed for this key'
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return 'no key in the key set matches it (kid)'
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid) return undefined
+  if (err instanceof joseErrors.JOSEError) return `refused (${err.code})`
+  return 'refused'
 }
 
 function claimLimits(payload: JWTPayload): RouteOptions {

@@ -32,14 +32,18 @@ export interface Resolution {
   readonly tokenLimit?: { readonly key: string | undefined; readonly max: number }
 }
 
+/** Receives the operator-facing reason a token was refused (never the token itself). */
+export type WhyRefused = (reason: string) => void
+
 export interface TargetResolver {
   /** Short name for logs and errors (`routes`, `token-file`, `jwt`, …). */
   readonly name: string
   /**
    * `null` means "no such token" (the client gets 4401). Throw only when the backing store itself fails
-   * (the client gets 4503).
+   * (the client gets 4503). Before returning `null` for a token it recognised but refused (a JWT that is
+   * expired, mis-signed, …), a resolver may tell `why` (prefixed with its name): that goes to the log line, never to the client.
    */
-  resolve(token: string, req: IncomingMessage): Promise<Resolution | null>
+  resolve(token: string, req: IncomingMessage, why?: WhyRefused): Promise<Resolution | null>
   /** Re-reads the backing files (SIGHUP); a failed reload keeps the previous state and throws. */
   reload?(): Promise<void>
   /** Stops watchers and closes connections. */
@@ -67,12 +71,12 @@ export function chainResolvers(resolvers: readonly TargetResolver[]): TargetReso
   if (resolvers.length === 1 && resolvers[0]) return resolvers[0]
   return {
     name: resolvers.map((r) => r.name).join('+'),
-    async resolve(token, req) {
+    async resolve(token, req, why) {
       let failure: unknown
       let failed = false
       for (const resolver of resolvers) {
         try {
-          const found = await resolver.resolve(token, req)
+          const found = await resolver.resolve(token, req, why)
           if (found !== null) return found
         } catch (err) {
           failure ??= err
