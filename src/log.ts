@@ -1,10 +1,13 @@
 /**
  * @module log
  * The Logger the rest of `src/` writes through (silent unless the CLI wires one), its JSON-lines and
- * readable-text sinks (pino underneath), and `fingerprint()`, the only form in which a secret may be logged.
+ * readable-text sinks (pino underneath), `fingerprint()`, the only form in which a secret may be logged, and
+ * `resolveNodeId()`, the node name every daemon line carries.
  */
 import { createHash } from 'node:crypto'
+import { hostname } from 'node:os'
 import { pino, type DestinationStream } from 'pino'
+import { ConfigError } from './errors.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type LogFormat = 'auto' | 'json' | 'pretty'
@@ -102,4 +105,29 @@ function quoteIfNeeded(v: string): string {
 /** First 8 hex digits of the SHA-256 of a secret: enough to correlate log lines, useless to an attacker. */
 export function fingerprint(secret: string): string {
   return createHash('sha256').update(secret).digest('hex').slice(0, 8)
+}
+
+/** What a node id may contain: it is written into every log line and shown on the status page. */
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
+
+/**
+ * The node's name on every log line (`"node"`), so that `conn` ids, unique only within one node, can be
+ * told apart once several nodes' logs are merged: `--node-id` when given, else the host name (cut to a
+ * safe form). Every worker of a node resolves the same name.
+ * @throws {ConfigError} for a `--node-id` with other characters or longer than 63.
+ */
+export function resolveNodeId(configured: string | undefined, host: string = hostname()): string {
+  if (configured !== undefined) {
+    if (!NODE_ID.test(configured)) {
+      throw new ConfigError(
+        `--node-id: expected 1 to 63 letters, digits, ".", "_", ":" or "-" (starting with a letter or digit), got ${JSON.stringify(configured.slice(0, 80))}`,
+      )
+    }
+    return configured
+  }
+  const safe = host
+    .replace(/[^A-Za-z0-9._:-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63)
+  return safe === '' ? 'gangway' : safe
 }
