@@ -1,11 +1,14 @@
 /**
  * @module log
  * The Logger the rest of `src/` writes through (silent unless the CLI wires one), its JSON-lines and
- * readable-text sinks (pino underneath), and `fingerprint()`, the only form in which a secret may be logged.
- * Imports nothing of Gangway: every layer may log.
+ * readable-text sinks (pino underneath), `fingerprint()`, the only form in which a secret may be logged,
+ * `logRejection()`, the error path of a promise nobody awaits, and `resolveNodeId()`, the node name every
+ * daemon line carries. Imports nothing of Gangway but errors.ts: every layer may log.
  */
 import { createHash } from 'node:crypto'
+import { hostname } from 'node:os'
 import { pino, type DestinationStream } from 'pino'
+import { ConfigError } from './errors.js'
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent'
 export type LogFormat = 'auto' | 'json' | 'pretty'
@@ -118,4 +121,29 @@ export function logRejection(
   return function loggedRejection(err: unknown): void {
     logger.error(message, { ...fields, error: err instanceof Error ? err.message : String(err) })
   }
+}
+
+/** What a node id may contain: it is written into every log line and shown on the status page. */
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
+
+/**
+ * The node's name on every log line (`"node"`), so that `conn` ids, unique only within one node, can be
+ * told apart once several nodes' logs are merged: `--node-id` when given, else the host name (cut to a
+ * safe form). Every worker of a node resolves the same name.
+ * @throws {ConfigError} for a `--node-id` with other characters or longer than 63.
+ */
+export function resolveNodeId(configured: string | undefined, host: string = hostname()): string {
+  if (configured !== undefined) {
+    if (!NODE_ID.test(configured)) {
+      throw new ConfigError(
+        `--node-id: expected 1 to 63 letters, digits, ".", "_", ":" or "-" (starting with a letter or digit), got ${JSON.stringify(configured.slice(0, 80))}`,
+      )
+    }
+    return configured
+  }
+  const safe = host
+    .replace(/[^A-Za-z0-9._:-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 63)
+  return safe === '' ? 'gangway' : safe
 }

@@ -78,6 +78,8 @@ export interface Refusal {
   readonly error: TunnelError
   readonly fingerprint: string | undefined
   readonly carrier: TokenCarrier | undefined
+  /** The route the token resolved to, when the refusal came after that (a limit, shared state down). */
+  readonly label?: string | undefined
 }
 
 export interface Access {
@@ -118,11 +120,13 @@ export function createAccess(options: AccessOptions): Access {
     let print: string | undefined
     let carrier: TokenCarrier | undefined
     let revocationCheckedAt: number | undefined
+    let resolution: Resolution | null = null
     const refuse = (error: TunnelError): Refusal => ({
       ok: false,
       error,
       fingerprint: print,
       carrier,
+      label: resolution?.label,
     })
     const denyToken = (why: string): Refusal => {
       failures.fail(clientIp)
@@ -140,7 +144,6 @@ export function createAccess(options: AccessOptions): Access {
     }
 
     const named = clientNamedTarget(req)
-    let resolution: Resolution | null = null
     if (options.resolver !== undefined) {
       const found = extractToken(req, options.sources)
       carrier = found?.carrier

@@ -8,7 +8,7 @@
 import cluster from 'node:cluster'
 import { resolveConfig, type Config } from '../config/options.js'
 import { createAccessFromConfig, createAccessState } from '../auth/from-config.js'
-import { createLogger, logRejection, type Logger } from '../log.js'
+import { createLogger, logRejection, resolveNodeId, type Logger } from '../log.js'
 import { createTunnelServer, type TunnelServer } from '../gateway/server.js'
 import { loadTargetTls } from '../targets/target-tls.js'
 import { createAdminServer, type AdminServer } from '../ops/admin.js'
@@ -65,10 +65,11 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   const count = workerCount(config)
   if (count > 1 && cluster.isPrimary) return runPrimary(config, count, adminAt, adminToken)
   const worker = workerContext()
+  const node = resolveNodeId(config.nodeId)
   const logger = createLogger({
     level: config.logLevel,
     format: config.logFormat,
-    fields: worker === undefined ? undefined : { worker: worker.index },
+    fields: worker === undefined ? { node } : { node, worker: worker.index },
   })
   // Workers record metrics for the primary's admin listener to aggregate.
   const metrics = adminAt === undefined ? undefined : createMetrics()

@@ -6,7 +6,7 @@
  */
 import type { Config, ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'
-import { createLogger, logRejection } from '../log.js'
+import { createLogger, logRejection, resolveNodeId } from '../log.js'
 import { createAdminServer, type AdminServer } from '../ops/admin.js'
 import { createStateFromConfig } from '../state/from-config.js'
 import { startPrimary } from '../ops/cluster.js'
@@ -29,7 +29,7 @@ export async function runPrimary(
   const logger = createLogger({
     level: config.logLevel,
     format: config.logFormat,
-    fields: { worker: 'primary' },
+    fields: { node: resolveNodeId(config.nodeId), worker: 'primary' },
   })
   // The primary holds no tunnels: its connection serves /readyz and POST /api/revoke.
   const state = await createStateFromConfig(config, { logger, subscribe: false })

@@ -75,6 +75,8 @@ export interface Config {
   readonly recordDir: string | undefined
   /** Worker processes sharing the listener; 0 = one per CPU core. */
   readonly workers: number
+  /** This node's name on every log line (default: the host name; see `resolveNodeId`). */
+  readonly nodeId: string | undefined
   readonly logLevel: LogLevel
   readonly logFormat: LogFormat
   readonly allow: readonly string[] | undefined
@@ -373,6 +375,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Largest WebSocket message accepted from a client; larger ones close the tunnel with 1009.',
   },
   {
+    key: 'nodeId',
+    field: 'nodeId',
+    flag: 'node-id',
+    kind: 'string',
+    default: undefined,
+    describe:
+      'Name of this node on every log line, the status page and /api/tunnels (letters, digits, . _ : -; at most 63). Default: the host name.',
+  },
+  {
     key: 'proxyProtocol',
     field: 'proxyProtocol',
     flag: 'proxy-protocol',
@@ -635,6 +646,7 @@ export const DEFAULTS = {
   statePrefix: 'gangway:',
   recordDir: undefined,
   workers: 1,
+  nodeId: undefined,
   logLevel: 'info',
   logFormat: 'auto',
   allow: undefined,

@@ -191,6 +191,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
         client,
         target: targetText,
         route: admission.label,
+        token: admission.fingerprint,
         up: result.bytesUp,
         down: result.bytesDown,
         ms: result.durationMs,

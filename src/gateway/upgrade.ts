@@ -148,6 +148,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     function admitOnDone(answer: Admission | Refusal): void {
       if (!answer.ok) {
         refusalFields = {
+          route: answer.label,
           token: answer.fingerprint,
           carrier: answer.carrier,
           path: redactUrl(req.url),
@@ -156,6 +157,8 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         return
       }
       admission = answer
+      // A dial that fails (4502, 4503, 4504) is logged with the route and token that were admitted.
+      refusalFields = { route: answer.label, token: answer.fingerprint }
       targetText = describeTarget(answer.target)
       if (abort.signal.aborted) {
         dialOnFailure(abort.signal.reason)

@@ -10,7 +10,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { silentLogger, type Logger } from '../log.js'
+import { fingerprint, silentLogger, type Logger } from '../log.js'
 import type { ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'
 import type { RouteTotals, TunnelInfo, TunnelStats } from '../gateway/server.js'
@@ -71,6 +71,9 @@ export function createAdminServer(
 ): AdminServer {
   const logger = options.logger ?? silentLogger
   const tokenDigest = options.token === undefined ? undefined : sha256(options.token)
+  // Audit lines name who acted by the admin token's fingerprint (several operators may hold different
+  // nodes' tokens) and the client address, never the token.
+  const adminPrint = options.token === undefined ? undefined : fingerprint(options.token)
   const statusPage = options.token === undefined ? undefined : readStatusPage()
   const startedAt = Date.now()
   const server = http.createServer(function adminOnRequest(req, res) {
@@ -184,7 +187,7 @@ export function createAdminServer(
     }
     if (!isAuthorized(req.headers.authorization, tokenDigest)) {
       logger.warn('admin API: missing or wrong admin token', {
-        client: req.socket.remoteAddress,
+        client: requestClient(req),
         path,
       })
       send(req, res, 401, json, JSON.stringify({ error: 'admin token required' }) + '\n', {
@@ -221,18 +224,30 @@ export function createAdminServer(
         return
       }
       const answer = await answerRevokeRequest(body, options.state)
-      if (answer.status === 200) logger.info('token revoked by admin API', answer.body)
+      if (answer.status === 200)
+        logger.info('token revoked by admin API', { ...answer.body, ...audit(req) })
+      else logger.warn('admin API: revocation failed', { status: answer.status, ...audit(req) })
       sendJson(req, res, answer.status, answer.body)
       return
     }
     const close = TUNNEL_CLOSE_PATH.exec(path)
     if (close !== null && req.method === 'POST') {
       const id = Number(close[1])
-      if (await tunnels.closeTunnel(id)) sendJson(req, res, 202, { closing: id })
+      const closing = await tunnels.closeTunnel(id)
+      logger.info(closing ? 'tunnel closed by admin API' : 'admin API: no such tunnel to close', {
+        conn: id,
+        ...audit(req),
+      })
+      if (closing) sendJson(req, res, 202, { closing: id })
       else sendJson(req, res, 404, { error: 'no such tunnel' })
       return
     }
     sendJson(req, res, 404, { error: 'not found' })
+  }
+
+  /** Who made an admin API request, for its audit line: the admin token's fingerprint and the client. */
+  function audit(req: IncomingMessage): { admin: string | undefined; client: string } {
+    return { admin: adminPrint, client: requestClient(req) }
   }
 
   return {
@@ -267,6 +282,14 @@ export function createAdminServer(
       await closed
     },
   }
+}
+
+/** The admin client as `ip:port` (`unix` on a unix socket): the admin listener trusts no forwarding header. */
+function requestClient(req: IncomingMessage): string {
+  const { remoteAddress, remotePort } = req.socket
+  if (remoteAddress === undefined) return 'unix'
+  const host = remoteAddress.includes(':') ? `[${remoteAddress}]` : remoteAddress
+  return remotePort === undefined ? host : `${host}:${remotePort}`
 }
 
 /**

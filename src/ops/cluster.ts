@@ -189,7 +189,8 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
     worker.on('message', function workerOnMessage(message: unknown) {
       const m = message as Partial<ToPrimary>
       if (m.gangway === 'listening') {
-        if (started) logger.info('worker restarted', { worker: index })
+        // `worker` on the primary's lines is "primary" (who writes); the worker meant is its `index`.
+        if (started) logger.info('worker restarted', { index, pid: worker.process.pid })
         listeningWorkers.add(index)
         if (!started && listeningWorkers.size === count) {
           started = true
@@ -217,7 +218,8 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
           : Math.min(RESTART_MAX_MS, (backoff.get(index) ?? RESTART_MIN_MS / 2) * 2)
       backoff.set(index, delay)
       logger.error('worker exited; restarting it', {
-        worker: index,
+        index,
+        pid: worker.process.pid,
         code,
         signal,
         restartInMs: delay,

@@ -41,6 +41,7 @@ export const RESTART_ONLY = [
   'maxHeaderBytes',
   'handshakeTimeoutMs',
   'logFormat',
+  'nodeId',
   'stateRedis',
   'statePrefix',
 ] as const satisfies ReadonlyArray<keyof Config>

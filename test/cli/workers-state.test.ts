@@ -63,9 +63,9 @@ describe('gangway --workers with --state-redis', () => {
     const [victim] = childPids(proc.child.pid!)
     process.kill(victim!, 'SIGKILL')
     const exited = await proc.waitForLog((r) => r.msg === 'worker exited; restarting it')
-    const index = exited['worker'] as number
+    const index = exited['index'] as number
     const ofVictim = (msg: string) => (r: LogRecord) => r.msg === msg && r['worker'] === index
-    await proc.waitForLog((r) => r.msg === 'worker restarted' && r['worker'] === index)
+    await proc.waitForLog((r) => r.msg === 'worker restarted' && r['index'] === index)
     expect(await readyz(admin)).toEqual({ status: 200, body: { status: 'ready', tunnels: 0 } })
 
     await relay.cut()

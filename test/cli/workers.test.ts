@@ -99,12 +99,20 @@ describe('gangway --workers', () => {
     const [victim] = childPids(proc.child.pid!)
     process.kill(victim!, 'SIGKILL')
     const restart = await proc.waitForLog((r) => r.msg === 'worker exited; restarting it')
-    expect(restart).toMatchObject({ signal: 'SIGKILL', restartInMs: 1000 })
+    expect(restart).toMatchObject({ signal: 'SIGKILL', restartInMs: 1000, worker: 'primary' })
+    expect(restart['index']).toBeTypeOf('number')
+    // Each key once: the line is the primary's (`worker`), about worker `index`.
+    const raw = proc.stdout.find((line) => line.includes('worker exited; restarting it'))
+    expect(raw?.match(/"worker":/g)).toHaveLength(1)
     // Served meanwhile by the other worker, and afterwards by both again.
     const ws = await openWs(d, url)
     ws.send(Buffer.from('x'))
     await once(ws, 'message')
-    await proc.waitForLog((r) => r.msg === 'worker restarted')
+    const restarted = await proc.waitForLog((r) => r.msg === 'worker restarted')
+    expect(restarted['index']).toBe(restart['index'])
+    expect(
+      proc.stdout.find((line) => line.includes('worker restarted'))?.match(/"worker":/g),
+    ).toHaveLength(1)
     expect(childPids(proc.child.pid!)).toHaveLength(2)
     proc.child.kill('SIGTERM')
     ws.close()

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
-import { createLogger, fingerprint } from '../../src/log.js'
+import { createLogger, fingerprint, resolveNodeId } from '../../src/log.js'
 
 function capture(isTTY: boolean) {
   const lines: string[] = []
@@ -72,5 +73,25 @@ describe('fingerprint', () => {
     expect(fp).toBe(createHash('sha256').update(secret).digest('hex').slice(0, 8))
     expect(fp).toMatch(/^[0-9a-f]{8}$/)
     expect(fingerprint('another')).not.toBe(fp)
+  })
+})
+
+describe('resolveNodeId', () => {
+  const SAFE = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$/
+
+  it('turns any host name into a safe, non-empty node id', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (host) => {
+        expect(resolveNodeId(undefined, host)).toMatch(SAFE)
+      }),
+    )
+    expect(resolveNodeId(undefined, 'gw-1.example')).toBe('gw-1.example')
+  })
+
+  it('takes a configured id as it is, and refuses one that is not safe to log', () => {
+    expect(resolveNodeId('edge:1', 'host')).toBe('edge:1')
+    for (const bad of ['', 'a b', '-x', 'x'.repeat(64), 'a\nb', 'é']) {
+      expect(() => resolveNodeId(bad, 'host')).toThrow(/--node-id/)
+    }
   })
 })
