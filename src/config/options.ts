@@ -582,7 +582,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: undefined,
     describe:
-      'Comma-separated addresses or CIDR blocks of proxies whose --trust-proxy-header names the real client; unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
+      'Comma-separated addresses or CIDR blocks of the proxies trusted to name the real client (in the --trust-proxy-header); unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
   },
   {
     key: 'trustProxyHeader',
