@@ -10,8 +10,11 @@ import { ConfigError } from '../errors.js'
 
 /** RFC 9110 field name (a token). */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
-/** Octets a field value may not carry: they would split the request (header injection). */
-const FORBIDDEN_IN_VALUE = /[\r\n\0]/
+/**
+ * What a field value may not carry: control characters (a line break would split the request: header
+ * injection) and characters beyond Latin-1 (Node's HTTP client would throw on them mid-connect).
+ */
+const FORBIDDEN_IN_VALUE = /[^\t\x20-\x7e\x80-\xff]/
 
 /** Headers the WebSocket handshake itself writes: a second copy would break it or confuse the daemon. */
 const HANDSHAKE_HEADERS = new Set([
@@ -66,7 +69,9 @@ export function parseExtraHeaders(input: HeaderInput): ExtraHeaders {
     }
     const lower = name.toLowerCase()
     if (FORBIDDEN_IN_VALUE.test(value)) {
-      throw new ConfigError(`${label} (${name}): the value contains a line break or NUL`)
+      throw new ConfigError(
+        `${label} (${name}): the value contains a line break, a control character or a character beyond Latin-1`,
+      )
     }
     if (HANDSHAKE_HEADERS.has(lower)) {
       throw new ConfigError(`${label} (${name}): set by the WebSocket handshake itself`)

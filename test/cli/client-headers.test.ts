@@ -152,8 +152,12 @@ describe('gangway client --header', () => {
     const url = 'ws://127.0.0.1:9/'
     const cases: Array<[string[], RegExp]> = [
       [['--header', `Authorization ${SECRETS[0]}`], /--header #1: expected NAME:VALUE/],
-      [['--header', `X-Key: ${SECRETS[1]}\r\nX-Injected: 1`], /X-Key\): the value contains a line/],
+      [
+        ['--header', `X-Key: ${SECRETS[1]}\r\nX-Injected: 1`],
+        /X-Key\): the value contains a line break/,
+      ],
       [['--header', `Sec-WebSocket-Key: ${SECRETS[1]}`], /set by the WebSocket handshake/],
+      [['--header', `X-Key: ${SECRETS[1]}\u2713`], /beyond Latin-1/],
       [
         ['--header', `X-A: 1`, '--header', `x-a: ${SECRETS[1]}`],
         /--header #2 \(x-a\): given twice/,

@@ -5,8 +5,10 @@ import { ConfigError } from '../../src/errors.js'
 
 describe('parseExtraHeaders', () => {
   // An Origin is public (a refused one is named); every other header's value may be a secret.
-  it('never echoes a header value in an error, never accepts a line break or NUL in one', () => {
-    const secret = fc.string({ minLength: 12, maxLength: 60 }).map((s) => `S3cr3t-${s}`)
+  it('never echoes a header value in an error, never accepts a control character or one beyond Latin-1', () => {
+    const secret = fc
+      .string({ unit: 'binary', minLength: 12, maxLength: 60 })
+      .map((s) => `S3cr3t-${s}`)
     const name = fc.constantFrom('Authorization', 'Cookie', 'X-Api-Key', 'Bad Name', '')
     fc.assert(
       fc.property(name, secret, fc.boolean(), (headerName, value, tokenInAuthorization) => {
@@ -16,13 +18,15 @@ describe('parseExtraHeaders', () => {
             headers: [{ text, label: '--header #1' }],
             tokenInAuthorization,
           })
-          for (const v of Object.values(parsed.headers)) expect(v).not.toMatch(/[\r\n\0]/)
+          for (const v of Object.values(parsed.headers)) {
+            expect(v).not.toMatch(/[^\t\x20-\x7e\x80-\xff]/) // what Node's HTTP client accepts
+          }
         } catch (err) {
           expect(err).toBeInstanceOf(ConfigError)
           expect((err as Error).message).not.toContain(value.trim())
         }
       }),
-      { numRuns: 500 },
+      { numRuns: 300 },
     )
   })
 
