@@ -221,7 +221,13 @@ export function createAdminServer(
       const body = await readJson(req)
       if (req.method === 'DELETE') {
         const answer = await answerUndoRequest(body, options.state)
-        if (answer.status === 200) logger.info('token revocation undone by admin API', answer.body)
+        if (answer.status === 200)
+          logger.info('token revocation undone by admin API', { ...answer.body, ...audit(req) })
+        else
+          logger.warn('admin API: undoing a revocation failed', {
+            status: answer.status,
+            ...audit(req),
+          })
         sendJson(req, res, answer.status, answer.body)
         return
       }
