@@ -30,6 +30,8 @@ export interface ClientOptions {
   servername: string | undefined
   /** Skip the certificate check (labs only). */
   insecure: boolean
+  /** Extra request headers (`--origin`, `--header`), checked by client/headers.ts; never logged. */
+  headers?: Readonly<Record<string, string>> | undefined
 }
 
 /**
@@ -38,10 +40,10 @@ export interface ClientOptions {
  * only sees that the connection failed, and the user needs to know why.
  */
 function webSocketClass(options: ClientOptions, onError: (err: Error) => void): unknown {
-  const headers: Record<string, string> =
-    options.token !== undefined && options.tokenIn === 'header'
-      ? { Authorization: `Bearer ${options.token}` }
-      : {}
+  const headers: Record<string, string> = { ...options.headers }
+  if (options.token !== undefined && options.tokenIn === 'header') {
+    headers['Authorization'] = `Bearer ${options.token}`
+  }
   return class GangwayClientWebSocket extends WebSocket {
     constructor(url: string | URL, protocols?: string | string[]) {
       // `servername` goes to tls.connect (ws passes its options through); @types/ws does not list it.
@@ -139,7 +141,9 @@ export function explain(
     case 4401:
       return `token rejected (4401): check ${options.token === undefined ? 'that you give --token, --token-file or GANGWAY_TOKEN' : 'the token'}`
     case 4403:
-      return 'forbidden (4403): the gateway does not allow this origin or target'
+      return options.headers?.['Origin'] === undefined
+        ? 'forbidden (4403): the gateway does not allow this target, or wants an Origin (give --origin, one of its allowedOrigins)'
+        : `forbidden (4403): the gateway does not allow the origin ${options.headers['Origin']} or this target`
     case 4429:
       return 'too many connections (4429): the gateway or this token is at its limit; try again later'
     case 4502:

@@ -9,6 +9,7 @@ import { formatAddress, parseLoopbackListen, parseTarget } from '../config/addre
 import type { LogFormat, LogLevel } from '../config/options.js'
 import { ConfigError, GangwayError } from '../errors.js'
 import { createLogger } from '../log.js'
+import { headerFileLines, headerNames, parseExtraHeaders } from '../client/headers.js'
 import { EXIT_OK, readTokenFile, stringOption, type Args, type CommandSpec } from './command.js'
 import { watchStopSignals } from './signals.js'
 
@@ -52,6 +53,16 @@ export const clientCommand: CommandSpec = {
         type: 'string',
         describe: 'TLS server name, when it differs from the URL host.',
       })
+      .option('origin', {
+        type: 'string',
+        describe:
+          'Origin header to send, for a gateway with allowedOrigins: one of them, e.g. https://app.example.com.',
+      })
+      .option('header', {
+        type: 'string',
+        describe:
+          'Extra request header NAME:VALUE (repeatable), e.g. for a proxy in front of the gateway; @FILE reads one per line. Logs show names only.',
+      })
       .option('insecure', {
         type: 'boolean',
         describe: 'Do not check the gateway certificate (labs only).',
@@ -62,6 +73,29 @@ export const clientCommand: CommandSpec = {
       })
       .option('log-format', { type: 'string', describe: 'auto, json or pretty. Default: auto.' }),
   run: runClient,
+}
+
+/** The `--header` values (once or repeated), each `@FILE` replaced by its lines, with a label for errors. */
+async function headerArgs(given: unknown): Promise<{ text: string; label: string }[]> {
+  if (given === undefined) return []
+  const values = Array.isArray(given) ? (given as unknown[]) : [given]
+  const out: { text: string; label: string }[] = []
+  for (const [index, value] of values.entries()) {
+    if (typeof value !== 'string' || value === '')
+      throw new ConfigError('--header: expected a value')
+    if (!value.startsWith('@')) {
+      out.push({ text: value, label: `--header #${index + 1}` })
+      continue
+    }
+    const file = value.slice(1)
+    const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw new ConfigError(`--header @${file}: cannot read it (${err.code ?? err.message})`)
+    })
+    for (const [n, line] of headerFileLines(text).entries()) {
+      out.push({ text: line, label: `--header @${file} (header ${n + 1})` })
+    }
+  }
+  return out
 }
 
 async function runClient(args: Args): Promise<number> {
@@ -97,6 +131,11 @@ async function runClient(args: Args): Promise<number> {
         })
   const target = text('target')
   if (target !== undefined) parseTarget(target, { label: '--target' })
+  const extra = parseExtraHeaders({
+    origin: text('origin'),
+    headers: await headerArgs(args['header']),
+    tokenInAuthorization: token !== undefined && tokenIn === 'header',
+  })
   const options = {
     url,
     token,
@@ -105,6 +144,7 @@ async function runClient(args: Args): Promise<number> {
     ca,
     servername: text('servername'),
     insecure: args['insecure'] === true,
+    headers: extra.headers,
   }
   if (stdio) return runStdio(options, process.stderr)
 
@@ -129,6 +169,8 @@ async function runClient(args: Args): Promise<number> {
     listen: formatAddress(listener.address()),
     url: shownUrl(url), // a token in the URL (websockify's habit) is not logged
     tokenIn,
+    origin: extra.origin,
+    headers: headerNames(extra), // names only: a value may be a password or a cookie
   })
   const stop = watchStopSignals(logger)
   try {

@@ -46,7 +46,10 @@ export interface AdminOptions {
   /** Enables the admin API and status page; requests must carry `Authorization: Bearer <token>`. */
   token?: string
   logger?: Logger
-  /** Shared state (`--state-redis`): `/readyz` needs it reachable, `POST /api/revoke` writes to it. */
+  /**
+   * Shared state (`--state-redis`): `/healthz` and `/readyz` report whether it answers (without gating
+   * readiness on it), `POST`/`DELETE /api/revoke` write to it.
+   */
   state?: Pick<SharedState, 'healthy' | 'revoke' | 'unrevoke'> | undefined
 }
 
@@ -142,31 +145,30 @@ export function createAdminServer(
       return
     }
     if (path === '/healthz') {
+      // Alive whatever Redis does (a restart would not bring it back); a degraded shared state is named.
+      const shared = options.state === undefined ? undefined : sharedStateOf(await tunnels.stats())
       const body = {
-        status: 'ok',
+        status: shared?.sharedState === 'unreachable' ? 'degraded' : 'ok',
         version: VERSION,
         uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+        ...shared,
       }
       send(req, res, 200, 'application/json', JSON.stringify(body) + '\n')
       return
     }
     if (path === '/readyz') {
-      // Ready = accepting tunnels. A draining node answers 503 so the load balancer moves new clients away
-      // while its live tunnels finish.
+      // Ready = this node can take new tunnels: 503 only while it drains, so that the load balancer moves
+      // new clients away while its live tunnels finish. Shared state is reported, never a reason: Redis is
+      // shared, so a blip would pull every node at once, including for tunnels that need no token, and a
+      // node without it still refuses what it cannot check (4503) by itself.
       const stats = await tunnels.stats()
-      // Without its shared store a node refuses every tunnel with a token (4503): not ready either. With
-      // --workers, each worker has its own connection: one worker without it is enough to refuse tunnels.
-      const workersDown = stats.sharedStateDown ?? []
-      const stateDown =
-        (options.state !== undefined && !options.state.healthy()) || workersDown.length > 0
-      const ready = !stats.draining && !stateDown
-      const status = stats.draining ? 'draining' : stateDown ? 'shared state unreachable' : 'ready'
+      const shared = options.state === undefined ? undefined : sharedStateOf(stats)
       const body = {
-        status,
+        status: stats.draining ? 'draining' : 'ready',
         tunnels: stats.tunnels,
-        workers: workersDown.length > 0 ? workersDown : undefined,
+        ...shared,
       }
-      send(req, res, ready ? 200 : 503, 'application/json', JSON.stringify(body) + '\n')
+      send(req, res, stats.draining ? 503 : 200, 'application/json', JSON.stringify(body) + '\n')
       return
     }
     send(
@@ -219,7 +221,13 @@ export function createAdminServer(
       const body = await readJson(req)
       if (req.method === 'DELETE') {
         const answer = await answerUndoRequest(body, options.state)
-        if (answer.status === 200) logger.info('token revocation undone by admin API', answer.body)
+        if (answer.status === 200)
+          logger.info('token revocation undone by admin API', { ...answer.body, ...audit(req) })
+        else
+          logger.warn('admin API: undoing a revocation failed', {
+            status: answer.status,
+            ...audit(req),
+          })
         sendJson(req, res, answer.status, answer.body)
         return
       }
@@ -248,6 +256,16 @@ export function createAdminServer(
   /** Who made an admin API request, for its audit line: the admin token's fingerprint and the client. */
   function audit(req: IncomingMessage): { admin: string | undefined; client: string } {
     return { admin: adminPrint, client: requestClient(req) }
+  }
+
+  /** `sharedState` (`ok` or `unreachable`), and with --workers the indexes of workers that lost theirs. */
+  function sharedStateOf(stats: AdminStats): { sharedState: string; workers?: number[] } {
+    const workersDown = stats.sharedStateDown ?? []
+    const down = options.state?.healthy() === false || workersDown.length > 0
+    return {
+      sharedState: down ? 'unreachable' : 'ok',
+      ...(workersDown.length > 0 ? { workers: workersDown } : {}),
+    }
   }
 
   return {

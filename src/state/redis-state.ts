@@ -13,8 +13,9 @@
  * - `jti:<jti>`: a single-use JWT id already used (`SET NX PX`, until the token expires).
  *
  * Fail closed: while Redis is unreachable every check throws `StateUnavailableError` (the gate answers
- * 4503), live tunnels are left alone, `healthy()` is false (`/readyz` answers 503), and the outage is logged
- * once when it starts and once when it ends. ioredis reconnects with backoff; nothing queues meanwhile.
+ * 4503), live tunnels are left alone, `healthy()` is false (reported by `/healthz`, `/readyz` and
+ * `gangway_state_up`, without making the node unready), and the outage is logged once when it starts and
+ * once when it ends. ioredis reconnects with backoff; nothing queues meanwhile.
  * Never logs a token: only fingerprints travel and are stored.
  * Knows nothing of requests or tunnels.
  */

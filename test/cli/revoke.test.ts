@@ -183,6 +183,11 @@ describe('gangway revoke --undo and DELETE /api/revoke, two daemons sharing a re
     expect(bad.status).toBe(400)
 
     for (const { proc } of daemons) expect(proc.stdout.join('\n')).not.toContain(TOKEN)
-    expect(daemons[1]!.proc.stdout.join('\n')).toContain('token revocation undone by admin API')
+    // The audit line names who undid it (the admin token's fingerprint and the client), never a token.
+    const audit = await daemons[1]!.proc.waitForLog(
+      (r) => r.msg === 'token revocation undone by admin API',
+    )
+    expect(audit).toMatchObject({ unrevoked: print, admin: fingerprint(ADMIN_TOKEN) })
+    expect(String(audit['client'])).toMatch(/^127\.0\.0\.1/)
   })
 })

@@ -4,6 +4,7 @@
  */
 import net, { type Socket } from 'node:net'
 import { once } from 'node:events'
+import type { Registry } from 'prom-client'
 import { createAccessFromConfig } from '../../src/auth/from-config.js'
 import type { Config } from '../../src/config/options.js'
 import { createTunnelServer, type TunnelServer } from '../../src/gateway/server.js'
@@ -25,7 +26,7 @@ export async function startNode(
   redisUrl: string,
   overrides: Partial<Config>,
   logger: MemoryLogger,
-  options: { prefix?: string; leaseMs?: number; waitForRedis?: boolean } = {},
+  options: { prefix?: string; leaseMs?: number; waitForRedis?: boolean; registry?: Registry } = {},
 ): Promise<Node> {
   const config = daemonConfig(overrides)
   const state = createSharedState({
@@ -35,6 +36,7 @@ export async function startNode(
     logger,
     leaseMs: options.leaseMs,
     timeoutMs: 500,
+    registry: options.registry,
   })
   disposer.add(() => state.close())
   const access = await createAccessFromConfig(config, { logger, shared: state })

@@ -240,7 +240,7 @@ describe('two nodes behind nginx with shared Redis state', () => {
     expect(await a.proc.exited).toEqual({ code: 0, signal: null })
   })
 
-  it('with --workers every worker hears a revocation, and the primary serves POST /api/revoke', async () => {
+  it('with --workers every worker hears a revocation, and the primary serves POST and DELETE /api/revoke', async () => {
     const dir = await tempDir(d)
     await writeFile(join(dir, 'admin-token'), ADMIN_TOKEN + '\n')
     const token = 'delta-token-for-the-workers'
@@ -262,9 +262,25 @@ describe('two nodes behind nginx with shared Redis state', () => {
     // Without an exp, a token's revocation lasts the default week.
     const ttl = await redisAdmin.pttl(`gangway:revoked:${fingerprint(token)}`)
     expect(ttl).toBeGreaterThan(7 * 24 * 3600 * 1000 - 60_000)
+
+    // Undone through the primary: every worker takes the token again at once.
+    const undo = await node.api('/api/revoke', {
+      method: 'DELETE',
+      body: JSON.stringify({ token }),
+    })
+    expect(await undo.json()).toEqual({
+      unrevoked: fingerprint(token),
+      wasRevoked: true,
+      notified: 2,
+    })
+    for (let i = 0; i < 4; i++) {
+      const back = await attempt(`${node.url}?token=${token}`)
+      expect(back).not.toBeTypeOf('number')
+      ;(back as WebSocket).close()
+    }
   })
 
-  it('a node whose Redis does not answer refuses tunnels with tokens (4503), says so once, is not ready', async () => {
+  it('a node whose Redis does not answer refuses tunnels with tokens (4503), says so once, stays ready', async () => {
     const dir = await tempDir(d)
     await writeFile(join(dir, 'admin-token'), ADMIN_TOKEN + '\n')
     await writeFile(join(dir, 'tokens'), `epsilon-token: 127.0.0.1:${echo.port}\n`)
@@ -282,9 +298,11 @@ describe('two nodes behind nginx with shared Redis state', () => {
     await proc.waitForLog((r) => r.msg.startsWith('shared state unreachable'))
     for (let i = 0; i < 3; i++) expect(await attempt(url)).toBe(4503)
     const ready = await fetch(`${admin}/readyz`)
-    expect(ready.status).toBe(503)
-    expect(await ready.json()).toMatchObject({ status: 'shared state unreachable' })
-    expect((await fetch(`${admin}/healthz`)).status).toBe(200)
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toMatchObject({ status: 'ready', sharedState: 'unreachable' })
+    const health = await fetch(`${admin}/healthz`)
+    expect(health.status).toBe(200)
+    expect(await health.json()).toMatchObject({ status: 'degraded', sharedState: 'unreachable' })
     const metrics = await (await fetch(`${admin}/metrics`)).text()
     expect(metrics).toMatch(/^gangway_state_up 0$/m)
     expect(metrics).toMatch(/^gangway_refusals_total\{code="4503"\} 3$/m)
