@@ -349,7 +349,7 @@ describe('plainIp and the PROXY encoder', () => {
           sourcePort: sp,
           destinationPort: dp,
         }
-        const parsed = parseProxyHeader(encodeProxyHeader(v as 1 | 2, addresses))
+        const parsed = parseProxyHeader(encodeProxyHeader(v, addresses))
         expect(parsed.kind).toBe('header')
         if (parsed.kind !== 'header' || parsed.addresses === undefined) return
         expect(parsed.addresses.sourceAddress).not.toContain('%')

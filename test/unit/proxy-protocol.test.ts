@@ -123,7 +123,7 @@ describe('--trust-proxy', () => {
     expect(unix).toBe(false)
   })
 
-  it('accepts unix (a unix-socket listener\'s peers) and loopback (127/8, ::1 and unix)', () => {
+  it("accepts unix (a unix-socket listener's peers) and loopback (127/8, ::1 and unix)", () => {
     expect(parseTrustedProxies('unix')).toMatchObject({ unix: true })
     const loopback = parseTrustedProxies('Loopback')!
     expect(loopback.unix).toBe(true)
