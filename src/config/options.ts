@@ -42,6 +42,8 @@ export interface Config {
   readonly maxHeaderBytes: number
   readonly highWaterMarkBytes: number
   readonly maxConnections: number
+  /** Connections in their handshake or being refused (not carrying a tunnel) beyond which new ones drop. */
+  readonly maxHandshakes: number
   readonly compress: boolean
   readonly webRoot: string | undefined
   /** Admin listener address (metrics, health, readiness); off when undefined. */
@@ -217,7 +219,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'handshake-timeout',
     kind: 'seconds',
     default: 10,
-    describe: 'Seconds a client has to send its complete HTTP upgrade request (slowloris guard).',
+    describe:
+      'Seconds from accept to a complete HTTP upgrade request, PROXY header and TLS handshake included (slowloris guard, 408); also how long a refused client has to answer the close frame.',
   },
   {
     key: 'heartbeat',
@@ -353,6 +356,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 10000,
     describe:
       'Open tunnels (including ones being dialled) beyond which new ones are refused with 4429 (HTTP 503). 0 = no limit.',
+  },
+  {
+    key: 'maxHandshakes',
+    field: 'maxHandshakes',
+    flag: 'max-handshakes',
+    kind: 'count',
+    default: 4096,
+    describe:
+      'Connections not carrying a tunnel (in their TLS or HTTP handshake, being dialled, being refused) beyond which new ones are dropped at accept. Per process. 0 = no limit.',
   },
   {
     key: 'maxHeaderSize',
@@ -614,6 +626,7 @@ export const DEFAULTS = {
   maxHeaderBytes: 16 * 1024,
   highWaterMarkBytes: 1024 * 1024,
   maxConnections: 10_000,
+  maxHandshakes: 4096,
   compress: false,
   webRoot: undefined,
   admin: undefined,

@@ -38,6 +38,7 @@ export const RESTART_ONLY = [
   'proxyProtocol',
   'webRoot',
   'maxHeaderBytes',
+  'maxHandshakes',
   'handshakeTimeoutMs',
   'logFormat',
   'stateRedis',
