@@ -582,7 +582,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: undefined,
     describe:
-      'Comma-separated addresses or CIDR blocks of proxies whose --trust-proxy-header names the real client; unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
+      'Comma-separated addresses or CIDR blocks of proxies whose forwarding header (trustProxyHeader) names the real client; unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
   },
   {
     key: 'trustProxyHeader',
@@ -591,7 +591,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: 'X-Forwarded-For',
     describe:
-      'The one header a --trust-proxy proxy names the client in, read from its right end: X-Forwarded-For, Forwarded (RFC 7239) or another list of addresses (X-Real-IP).',
+      'The one header a trusted proxy (trustProxy) names the client in, read from its right end: X-Forwarded-For, Forwarded (RFC 7239) or another list of addresses (X-Real-IP).',
   },
   {
     key: 'web',
