@@ -128,16 +128,44 @@ function fromHost(header: string | undefined): string | null | undefined {
 
 /** A query parameter (`token`; client-named targets: `address`, `target`; `route`); empty = absent. */
 export function queryParameter(url: string | undefined, name: string): string | undefined {
-  const query = queryOf(url)
-  if (query === undefined) return undefined
-  const value = new URLSearchParams(query).get(name)
-  return value === null || value === '' ? undefined : value
+  const found = queryOf(url)?.params.find((param) => param.name === name)
+  return found === undefined || found.value === '' ? undefined : found.value
 }
 
-function queryOf(url: string | undefined): string | undefined {
+/** One `&`-separated parameter of a query: as written, and as URLSearchParams decodes it. */
+interface QueryParam {
+  readonly raw: string
+  readonly name: string
+  readonly value: string
+}
+
+interface Query {
+  /** The request target up to and including the first `?`, plus the one `?` URLSearchParams drops. */
+  readonly head: string
+  readonly params: readonly QueryParam[]
+}
+
+/**
+ * The query of a request target, as every reader of it (the token carrier, `?route=`, `?address=`) and
+ * the redaction see it: one parse, so that what is redacted is exactly what is read. It is everything
+ * after the first `?` (a `#` is not special: a request target has no fragment, and URLSearchParams reads
+ * on), minus one leading `?` (URLSearchParams drops it: `/??token=…` carries a token), split at every `&`;
+ * each parameter's name and value are decoded by URLSearchParams itself (`+`, percent escapes, bad UTF-8).
+ */
+function queryOf(url: string | undefined): Query | undefined {
   if (url === undefined) return undefined
   const at = url.indexOf('?')
-  return at === -1 ? undefined : url.slice(at + 1)
+  if (at === -1) return undefined
+  const query = url.slice(at + 1)
+  const skip = query.startsWith('?') ? 1 : 0
+  const params: QueryParam[] = []
+  for (const raw of query.slice(skip).split('&')) {
+    // A leading `&` keeps URLSearchParams from dropping a `?` that belongs to this parameter's name.
+    const [entry] = new URLSearchParams(`&${raw}`)
+    if (entry !== undefined) params.push({ raw, name: entry[0], value: entry[1] })
+    else params.push({ raw, name: '', value: '' })
+  }
+  return { head: url.slice(0, at + 1 + skip), params }
 }
 
 function percentDecode(text: string): string | undefined {
@@ -149,34 +177,39 @@ function percentDecode(text: string): string | undefined {
 }
 
 /**
- * The request target with every `token` parameter's value replaced, fit for a log line. As the query is
- * read (URLSearchParams): parameters end at `&` only (a `;` belongs to the value), and a name is percent-
- * decoded (`%74oken`, `tok%65n` are `token`), in any case. A `;token=` inside a parameter is redacted too.
+ * The request target with the value of every `token` parameter replaced, fit for a log line. It uses the
+ * parse the carrier reads the token with (`queryOf`), so no spelling can be read as a token and logged in
+ * clear: encoded names (`%74oken`), a second `?` (`/??token=`), a `#` before it, duplicates. Beyond what
+ * is read, a name in another case (`TOKEN=`) or behind punctuation (`#token=`), and a `;token=` inside a
+ * parameter (a reader that splits at `;`), are redacted too.
  */
 export function redactUrl(url: string | undefined): string | undefined {
-  if (url === undefined) return undefined
-  const at = url.indexOf('?')
-  if (at === -1) return url
-  const hash = url.indexOf('#', at)
-  const end = hash === -1 ? url.length : hash
-  const pairs = url
-    .slice(at + 1, end)
-    .split('&')
-    .map((pair) => {
-      const segments = pair.split(';')
-      const first = segments.findIndex((segment) => isTokenName(segment))
-      if (first === -1) return pair
-      const kept = segments.slice(0, first).concat(segments[first]!.split('=', 1)[0]!)
-      return `${kept.join(';')}=[redacted]`
-    })
-  return `${url.slice(0, at + 1)}${pairs.join('&')}${url.slice(end)}`
+  const query = queryOf(url)
+  if (query === undefined) return url
+  const params = query.params.map(({ raw, name }) => {
+    if (isTokenLike(name) && raw.includes('=')) return `${raw.split('=', 1)[0]!}=[redacted]`
+    const segments = raw.split(';')
+    const first = segments.findIndex((segment) => isTokenName(segment))
+    if (first === -1) return raw
+    const kept = segments.slice(0, first).concat(segments[first]!.split('=', 1)[0]!)
+    return `${kept.join(';')}=[redacted]`
+  })
+  return `${query.head}${params.join('&')}`
 }
 
 function isTokenName(segment: string): boolean {
   const eq = segment.indexOf('=')
   if (eq === -1) return false
-  const name = segment.slice(0, eq).replace(/\+/g, ' ')
-  return (percentDecode(name) ?? name).toLowerCase() === 'token'
+  const [entry] = new URLSearchParams(`&${segment.slice(0, eq)}`)
+  return entry !== undefined && isTokenLike(entry[0])
+}
+
+/**
+ * `token` in any case, also behind punctuation (`#token`, `?token`, `;token`, `&token` encoded): not read
+ * as a token, but plainly meant as one by whoever wrote it.
+ */
+function isTokenLike(name: string): boolean {
+  return name.replace(/^[^0-9A-Za-z]+/, '').toLowerCase() === 'token'
 }
 
 /** Compares two secrets in constant time (hashed first, so lengths leak nothing either). */

@@ -77,19 +77,32 @@ export function openTunnel(options: ClientOptions): OpenedTunnel {
   return { tunnel, socketError: () => socketError }
 }
 
-/** `--url` fit for a log line or an error: `token` parameters and a password redacted. */
+/**
+ * `--url` fit for a log line or an error: a password and `token` parameters redacted by the daemon's own
+ * query parse (`redactUrl`: `??token=`, encoded names, duplicates), and a fragment, which is never sent
+ * and could hold anything, shown as `#[redacted]`.
+ */
 export function shownUrl(url: string): string {
   let text = url
+  let fragment = ''
   try {
     const parsed = new URL(url)
-    if (parsed.password !== '') {
-      parsed.password = 'redacted'
-      text = parsed.href
+    if (parsed.password !== '') parsed.password = 'redacted'
+    if (parsed.hash !== '') {
+      parsed.hash = ''
+      fragment = '#[redacted]'
     }
+    text = parsed.href
   } catch {
-    // not a URL: shown as given, minus its token
+    // not a URL: shown as given, minus its tokens; a `#` before any `?` starts a fragment
+    const hash = url.indexOf('#')
+    const query = url.indexOf('?')
+    if (hash !== -1 && (query === -1 || hash < query)) {
+      text = url.slice(0, hash)
+      fragment = '#[redacted]'
+    }
   }
-  return redactUrl(text) ?? text
+  return (redactUrl(text) ?? text) + fragment
 }
 
 const HTTP_REFUSALS: Record<string, number> = {

@@ -104,7 +104,7 @@ async function runClient(args: Args): Promise<number> {
   const url = text('url')
   if (url === undefined) throw new ConfigError('client: --url is required (ws://… or wss://…)')
   if (!/^wss?:\/\/[^/]/.test(url))
-    throw new ConfigError(`--url: expected ws://… or wss://…, got ${JSON.stringify(url)}`)
+    throw new ConfigError(`--url: expected ws://… or wss://…, got ${JSON.stringify(shownUrl(url))}`)
   const stdio = args['stdio'] === true
   const listenText = text('listen')
   if (stdio === (listenText !== undefined))

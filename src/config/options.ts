@@ -43,6 +43,8 @@ export interface Config {
   readonly maxHeaderBytes: number
   readonly highWaterMarkBytes: number
   readonly maxConnections: number
+  /** Connections in their handshake or being refused (not carrying a tunnel) beyond which new ones drop. */
+  readonly maxHandshakes: number
   readonly compress: boolean
   readonly webRoot: string | undefined
   /** Admin listener address (metrics, health, readiness); off when undefined. */
@@ -220,7 +222,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'handshake-timeout',
     kind: 'seconds',
     default: 10,
-    describe: 'Seconds a client has to send its complete HTTP upgrade request (slowloris guard).',
+    describe:
+      'Seconds from accept to a complete HTTP upgrade request, PROXY header and TLS handshake included (slowloris guard, 408); also how long a refused client has to answer the close frame.',
   },
   {
     key: 'heartbeat',
@@ -356,6 +359,15 @@ export const OPTIONS: readonly OptionSpec[] = [
     default: 10000,
     describe:
       'Open tunnels (including ones being dialled) beyond which new ones are refused with 4429 (HTTP 503). 0 = no limit.',
+  },
+  {
+    key: 'maxHandshakes',
+    field: 'maxHandshakes',
+    flag: 'max-handshakes',
+    kind: 'count',
+    default: 4096,
+    describe:
+      'Connections not carrying a tunnel (in their TLS or HTTP handshake, being dialled, being refused) beyond which new ones are dropped at accept. Per process. 0 = no limit.',
   },
   {
     key: 'maxHeaderSize',
@@ -582,7 +594,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: undefined,
     describe:
-      'Comma-separated addresses or CIDR blocks of the proxies trusted to name the real client (in the --trust-proxy-header); unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
+      'Comma-separated addresses or CIDR blocks of proxies whose forwarding header (trustProxyHeader) names the real client; unix trusts the peers of a unix:/path listener, loopback 127.0.0.0/8, ::1 and unix.',
   },
   {
     key: 'trustProxyHeader',
@@ -591,7 +603,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'string',
     default: 'X-Forwarded-For',
     describe:
-      'The one header a --trust-proxy proxy names the client in, read from its right end: X-Forwarded-For, Forwarded (RFC 7239) or another list of addresses (X-Real-IP).',
+      'The one header a trusted proxy (trustProxy) names the client in, read from its right end: X-Forwarded-For, Forwarded (RFC 7239) or another list of addresses (X-Real-IP).',
   },
   {
     key: 'web',
@@ -626,6 +638,7 @@ export const DEFAULTS = {
   maxHeaderBytes: 16 * 1024,
   highWaterMarkBytes: 1024 * 1024,
   maxConnections: 10_000,
+  maxHandshakes: 4096,
   compress: false,
   webRoot: undefined,
   admin: undefined,

@@ -1,12 +1,15 @@
 /**
  * @module gateway/listener
- * The socket side of the tunnel server: the http(s).Server (certificate loaded on listen, reloaded when its
- * files change), the PROXY-protocol front server when asked, binding a TCP or unix address (stale socket
- * files, permissions), the bound address and URL, and stopping. Knows nothing of WebSockets or tunnels.
+ * The socket side of the tunnel server: the http.Server, the front server that reads a PROXY-protocol
+ * header and runs the TLS handshake (certificate loaded on listen, reloaded when its files change) before
+ * handing a connection to it, binding a TCP or unix address (stale socket files, permissions), the bound
+ * address and URL, and stopping. It also owns the handshake's limits: one deadline from accept to a
+ * complete request head (PROXY header and TLS included), and a cap on the connections not (yet) carrying
+ * a tunnel. Knows nothing of WebSockets or tunnels beyond their number.
  */
 import http from 'node:http'
-import https from 'node:https'
 import net from 'node:net'
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls'
 import { chmod, lstat, unlink } from 'node:fs/promises'
 import type { Config, ListenAddress } from '../config/options.js'
 import { GangwayError } from '../errors.js'
@@ -14,6 +17,7 @@ import { logRejection, type Logger } from '../log.js'
 import { loadTlsOptions, tlsSettings, watchTlsFiles } from './tls.js'
 import { kProxyAddresses, type ProxiedSocket } from './client-address.js'
 import { readProxyHeader } from './proxy-protocol.js'
+import { writeHttpStatus } from './http.js'
 
 export interface ListenerOptions {
   logger: Logger
@@ -21,6 +25,8 @@ export interface ListenerOptions {
   onRequest: http.RequestListener
   /** True once the server is closing: certificate reloads are refused from then on. */
   isClosing: () => boolean
+  /** Tunnels open now: each holds one accepted connection that is past its handshake. */
+  tunnels: () => number
 }
 
 /** The listening side of one tunnel server. */
@@ -42,6 +48,23 @@ export interface Listener {
 /** Cap on how often Node checks for slow request heads; the handshake timeout is enforced at this grain. */
 const MAX_CHECK_INTERVAL_MS = 1_000
 
+/** A connection accepted by the front server, until its request head is complete. */
+interface Handshake {
+  readonly raw: net.Socket
+  /** The TLS socket over `raw`, once TLS is set up. */
+  secure: TLSSocket | undefined
+  /** True once the socket is the HTTP server's (PROXY header read, TLS done): a head may be underway. */
+  handed: boolean
+  timer: NodeJS.Timeout | undefined
+}
+
+/** The handshake of a connection, on the socket the HTTP server sees (raw, or TLS over it). */
+const kHandshake = Symbol('gangway.handshake')
+type HandshakeSocket = net.Socket & { [kHandshake]?: Handshake }
+
+/** Drops beyond --max-handshakes are logged at most this often (with the count meanwhile). */
+const DROP_LOG_INTERVAL_MS = 10_000
+
 export function createListener(config: Config, options: ListenerOptions): Listener {
   const { logger, onRequest } = options
   const tls = tlsSettings(config)
@@ -54,23 +77,87 @@ export function createListener(config: Config, options: ListenerOptions): Listen
     requestTimeout: handshakeMs,
     connectionsCheckingInterval: Math.max(50, Math.min(MAX_CHECK_INTERVAL_MS, handshakeMs / 4)),
   }
-  // With TLS the certificate is loaded (and validated) in listen(): until then the server has none.
-  const httpServer: http.Server =
-    tls === undefined
-      ? http.createServer(httpOptions, onRequest)
-      : https.createServer(httpOptions, onRequest)
-  // With --proxy-protocol a plain TCP server reads each connection's PROXY header first, then hands the
-  // socket (the rest of its bytes unread) to the HTTP(S) server as if it had accepted it itself.
-  const front = config.proxyProtocol ? net.createServer(frontOnConnection) : undefined
+  // Always plain HTTP: TLS, when configured, is run by the front server below, so that one deadline can
+  // cover the TLS handshake too (https.Server's own handshake timeout is an idle timer: a client sending a
+  // byte now and then keeps it open forever, and the request-head timeouts only start after TLS).
+  const httpServer = http.createServer(httpOptions, onRequest)
+  let secureContext: SecureContext | undefined // loaded in listen()
+  // With --proxy-protocol or --cert a plain TCP server accepts each connection, reads its PROXY header,
+  // runs TLS, then hands the socket (the rest of its bytes unread) to the HTTP server as if it had
+  // accepted it itself.
+  const front =
+    config.proxyProtocol || tls !== undefined ? net.createServer(frontOnConnection) : undefined
   const listener: net.Server = front ?? httpServer
+  if (front === undefined) httpServer.on('connection', httpOnConnection)
+  // A complete request head (an upgrade or a plain request) ends the handshake.
+  httpServer.prependListener('upgrade', httpOnHead)
+  httpServer.prependListener('request', httpOnHead)
+
+  /** Connections accepted and not closed; those not carrying a tunnel are in their handshake or refusal. */
+  let open = 0
+  /** Accepted by the front server, not yet the HTTP server's (its closeAllConnections does not see them). */
+  const beforeHttp = new Set<net.Socket>()
+  let dropped = 0
+  let lastDropLog = -Infinity
+
+  /** Counts a new connection, or drops it when --max-handshakes connections are already in handshake. */
+  function admitConnection(socket: net.Socket): boolean {
+    const max = config.maxHandshakes
+    if (max > 0 && open - options.tunnels() >= max) {
+      socket.on('error', () => undefined)
+      socket.destroy()
+      dropped++
+      const now = Date.now()
+      if (now - lastDropLog >= DROP_LOG_INTERVAL_MS) {
+        logger.warn('connection dropped: too many connections in their handshake', {
+          limit: max,
+          dropped,
+        })
+        lastDropLog = now
+        dropped = 0
+      }
+      return false
+    }
+    open++
+    socket.once('close', function socketOnClose() {
+      open--
+    })
+    return true
+  }
+
+  function httpOnConnection(socket: net.Socket): void {
+    // Without a front server, Node's headersTimeout already runs from accept: only count the connection.
+    admitConnection(socket)
+  }
+
+  function httpOnHead(req: http.IncomingMessage): void {
+    const handshake = (req.socket as HandshakeSocket)[kHandshake]
+    if (handshake === undefined) return
+    clearTimeout(handshake.timer)
+    handshake.timer = undefined
+  }
 
   function frontOnConnection(socket: net.Socket): void {
+    if (!admitConnection(socket)) return
     socket.on('error', () => socket.destroy())
+    // One deadline from accept to a complete request head: the PROXY header, TLS and the head together.
+    const handshake: Handshake = { raw: socket, secure: undefined, handed: false, timer: undefined }
+    handshake.timer = setTimeout(() => handshakeOnTimeout(handshake), handshakeMs)
+    beforeHttp.add(socket)
+    socket.once('close', function rawOnClose() {
+      clearTimeout(handshake.timer)
+      beforeHttp.delete(socket)
+    })
+    ;(socket as HandshakeSocket)[kHandshake] = handshake
+    if (!config.proxyProtocol) {
+      frontOnReady(handshake)
+      return
+    }
     readProxyHeader(socket, handshakeMs)
       .then(
         function frontOnHeader(addresses) {
           if (addresses !== undefined) (socket as ProxiedSocket)[kProxyAddresses] = addresses
-          httpServer.emit('connection', socket)
+          frontOnReady(handshake)
         },
         function frontOnBadHeader(err: Error) {
           logger.info('connection dropped: no valid PROXY header', {
@@ -88,10 +175,53 @@ export function createListener(config: Config, options: ListenerOptions): Listen
       })
   }
 
+  function frontOnReady(handshake: Handshake): void {
+    const { raw } = handshake
+    if (raw.destroyed) return
+    if (tls === undefined) {
+      handshake.handed = true
+      beforeHttp.delete(raw)
+      httpServer.emit('connection', raw)
+      return
+    }
+    const secure = new TLSSocket(raw, {
+      isServer: true,
+      secureContext,
+      ALPNProtocols: ['http/1.1'],
+    })
+    handshake.secure = secure
+    ;(secure as HandshakeSocket)[kHandshake] = handshake
+    const proxied = (raw as ProxiedSocket)[kProxyAddresses]
+    if (proxied !== undefined) (secure as ProxiedSocket)[kProxyAddresses] = proxied
+    secure.on('error', function secureOnError(err: Error) {
+      logger.debug('tls handshake failed', { peer: raw.remoteAddress, error: err.message })
+      secure.destroy()
+    })
+    secure.once('close', function secureOnClose() {
+      clearTimeout(handshake.timer)
+      raw.destroy()
+    })
+    secure.once('secure', function secureOnSecure() {
+      if (secure.destroyed) return
+      handshake.handed = true
+      beforeHttp.delete(raw)
+      httpServer.emit('connection', secure)
+    })
+  }
+
+  /** The deadline passed: a request head underway gets 408 (as Node's own timeout answers), else nothing. */
+  function handshakeOnTimeout(handshake: Handshake): void {
+    handshake.timer = undefined
+    const socket = handshake.secure ?? handshake.raw
+    logger.debug('handshake timed out', { peer: handshake.raw.remoteAddress })
+    if (handshake.handed && socket.writable) writeHttpStatus(socket, 408, 'request timed out')
+    else handshake.raw.destroy()
+  }
+
   async function listen(): Promise<void> {
     const where = config.listen
     if (tls !== undefined) {
-      ;(httpServer as https.Server).setSecureContext(await loadTlsOptions(tls))
+      secureContext = createSecureContext(await loadTlsOptions(tls))
     }
     if (where.kind === 'unix') await removeStaleSocket(where.path)
     await new Promise<void>((resolve, reject) => {
@@ -124,7 +254,7 @@ export function createListener(config: Config, options: ListenerOptions): Listen
   async function reloadCertificates(): Promise<boolean> {
     if (tls === undefined || options.isClosing()) return false
     try {
-      ;(httpServer as https.Server).setSecureContext(await loadTlsOptions(tls))
+      secureContext = createSecureContext(await loadTlsOptions(tls))
       logger.info('tls certificate reloaded', { cert: tls.certFile })
       return true
     } catch (err) {
@@ -171,6 +301,7 @@ export function createListener(config: Config, options: ListenerOptions): Listen
     stopWatchingTls?.()
     const closed = new Promise<void>((resolve) => listener.close(() => resolve()))
     if (front !== undefined) httpServer.close() // its idle-connection checks stop too
+    for (const socket of beforeHttp) socket.destroy() // still in their PROXY header or TLS handshake
     httpServer.closeIdleConnections()
     return closed
   }

@@ -118,6 +118,7 @@ export function createTunnelServer(
     logger,
     onRequest,
     isClosing: () => closing !== undefined,
+    tunnels: () => registry.size(),
   })
   const { httpServer } = listener
   metrics.setLiveBytes(registry.liveBytes)

@@ -307,6 +307,10 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         socket.off('error', socketOnEarlyError)
         ws.on('error', wsOnRefusedError)
         ws.close(err.closeCode, reason)
+        // A refused client that never answers our close frame must not hold its connection for ws's
+        // 30 s close timeout: the refusal is part of the handshake, and gets the handshake's time.
+        const linger = setTimeout(() => ws.terminate(), config.handshakeTimeoutMs)
+        ws.once('close', () => clearTimeout(linger))
       })
     }
   }

@@ -39,6 +39,7 @@ export const RESTART_ONLY = [
   'proxyProtocol',
   'webRoot',
   'maxHeaderBytes',
+  'maxHandshakes',
   'handshakeTimeoutMs',
   'logFormat',
   'nodeId',

@@ -23,7 +23,10 @@ export interface Nginx {
   ca: string
   stderr(): string
   process: ChildProcess
-  /** Where the snippet's own log files (`/var/log/nginx/…` in deploy/) are written. */
+  /**
+   * Where the log files are written: the snippet's own (`/var/log/nginx/…` in deploy/) and `access.log` /
+   * `error.log`, set as Debian's nginx.conf sets them, for whatever the snippet does not log itself.
+   */
   logDir: string
   /** `wss://127.0.0.1:<port>/gangway/` plus `path`. */
   url(path?: string): string
@@ -61,9 +64,10 @@ export async function startNginx(
 master_process off;
 pid ${join(dir, 'nginx.pid')};
 error_log stderr warn;
+error_log ${join(dir, 'error.log')};
 events { worker_connections 64; }
 http {
-  access_log off;
+  access_log ${join(dir, 'access.log')};
   client_body_temp_path ${tmp}/body; proxy_temp_path ${tmp}/proxy; fastcgi_temp_path ${tmp}/fastcgi;
   uwsgi_temp_path ${tmp}/uwsgi; scgi_temp_path ${tmp}/scgi;
   include ${join(dir, 'gangway.conf')};

@@ -86,8 +86,9 @@ describe('token carriers', () => {
   })
 
   it('redacts every token parameter from a URL for the logs', () => {
+    // A request target has no fragment: `#f` belongs to the value, as the carrier reads it.
     expect(redactUrl('/ws?a=1&token=secret&TOKEN=x#f')).toBe(
-      '/ws?a=1&token=[redacted]&TOKEN=[redacted]#f',
+      '/ws?a=1&token=[redacted]&TOKEN=[redacted]',
     )
     expect(redactUrl('/plain')).toBe('/plain')
   })
