@@ -23,6 +23,7 @@ import {
 } from './limits.js'
 import type { OriginMatcher } from './origin.js'
 import { extractToken, queryParameter, type TokenCarrier, type TokenSources } from './carriers.js'
+import { clientNamedTarget, optionsForClientNamedTarget } from './named-target.js'
 
 /** Failed attempts are counted over this window. */
 export const FAILURE_WINDOW_MS = 60_000
@@ -143,7 +144,7 @@ export function createAccess(options: AccessOptions): Access {
       )
     }
 
-    const named = clientNamedTarget(req)
+    const named = clientNamedTarget(req.url)
     if (options.resolver !== undefined) {
       const found = extractToken(req, options.sources)
       carrier = found?.carrier
@@ -191,6 +192,7 @@ export function createAccess(options: AccessOptions): Access {
 
     let target: Target
     let trusted: boolean
+    let routeOptions: RouteOptions = resolution?.options ?? {}
     if (named !== undefined && options.clientTargets) {
       let parsed: Target
       try {
@@ -200,9 +202,17 @@ export function createAccess(options: AccessOptions): Access {
       }
       target = parsed
       trusted = false
-    } else if (named !== undefined && resolution === null && options.fixedTarget === undefined) {
+      // The token is only the credential here: its route's TLS identity, timeouts and buffers stay with
+      // the route's own target (issue 13, finding 4).
+      routeOptions = optionsForClientNamedTarget(resolution?.options)
+    } else if (named !== undefined) {
+      // A page that names a target must never reach another one without being told (issue 13, finding 11):
+      // not the fixed TARGET, not the token's route.
       return refuse(
-        tunnelError('ERR_TARGET_DENIED', 'client-named targets are off (clientTargets)'),
+        tunnelError(
+          'ERR_TARGET_DENIED',
+          "client-named targets are off (clientTargets): the target is the token's or the TARGET",
+        ),
       )
     } else if (resolution !== null) {
       target = resolution.target
@@ -232,7 +242,7 @@ export function createAccess(options: AccessOptions): Access {
       }
       try {
         const checked = await options.policy.check(target, {
-          timeoutMs: resolution?.options?.connectTimeoutMs ?? options.connectTimeoutMs,
+          timeoutMs: routeOptions.connectTimeoutMs ?? options.connectTimeoutMs,
         })
         target = checked.target
         addresses = checked.addresses
@@ -242,7 +252,6 @@ export function createAccess(options: AccessOptions): Access {
       }
     }
 
-    const routeOptions = resolution?.options ?? {}
     const tokenKey = print === undefined ? undefined : `token:${print}`
     // The route's (or token's) own limit, then a token's second limit on top of a route's (a JWT claim).
     const limits: { key: string | undefined; max: number | undefined }[] = [
@@ -292,10 +301,6 @@ export function createAccess(options: AccessOptions): Access {
       await options.resolver?.close?.()
     },
   }
-}
-
-function clientNamedTarget(req: IncomingMessage): string | undefined {
-  return queryParameter(req.url, 'address') ?? queryParameter(req.url, 'target')
 }
 
 function errorText(err: unknown): string {

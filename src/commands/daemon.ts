@@ -28,7 +28,7 @@ import {
   readAdminToken,
 } from './daemon-config.js'
 import { runPrimary } from './primary.js'
-import { watchHangup, watchStopSignals } from './signals.js'
+import { watchHangup, watchIgnoredSignals, watchStopSignals } from './signals.js'
 
 export const serveCommand: CommandSpec = {
   command: '$0 [LISTEN] [TARGET]',
@@ -111,6 +111,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   })
   let admin: AdminServer | undefined
   const stop = watchStopSignals(logger)
+  const ignored = watchIgnoredSignals(logger)
   // Workers reload when the primary forwards its SIGHUP, and the primary logs the outcome.
   const hangup =
     worker === undefined
@@ -156,6 +157,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   } finally {
     worker?.dispose()
     stop.dispose()
+    ignored()
     hangup?.()
     await admin?.close()
     await server.close({ drainTimeoutMs: 0 })

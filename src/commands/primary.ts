@@ -13,7 +13,7 @@ import { startPrimary } from '../ops/cluster.js'
 import { combineReports, logReloadReport } from '../ops/reload.js'
 import { EXIT_OK } from './command.js'
 import { listeningFields } from './daemon-config.js'
-import { watchStopSignals } from './signals.js'
+import { watchIgnoredSignals, watchStopSignals } from './signals.js'
 
 /**
  * The primary of `--workers N`: forks the workers (which listen), serves the admin listener for all of them,
@@ -35,6 +35,7 @@ export async function runPrimary(
   const state = await createStateFromConfig(config, { logger, subscribe: false })
   const primary = startPrimary(count, logger)
   const stop = watchStopSignals(logger, () => primary.kill())
+  const ignored = watchIgnoredSignals(logger)
   function processOnSighup(): void {
     logger.info('SIGHUP: reloading', { workers: count })
     primary
@@ -81,6 +82,7 @@ export async function runPrimary(
   } finally {
     process.off('SIGHUP', processOnSighup)
     stop.dispose()
+    ignored()
     await admin?.close()
     await state?.close()
   }

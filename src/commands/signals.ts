@@ -1,8 +1,8 @@
 /**
  * @module commands/signals
  * How the long-running commands (daemon, primary, client listener) meet process signals: the first
- * SIGTERM/SIGINT starts a drain, a second one exits at once; SIGHUP asks for a reload. The one module
- * besides cli.ts that may call `process.exit`.
+ * SIGTERM/SIGINT starts a drain, a second one exits at once; SIGHUP asks for a reload; SIGUSR1 and
+ * SIGUSR2 are logged and ignored. The one module besides cli.ts that may call `process.exit`.
  * Knows nothing of what a drain or reload does: it calls the hooks it is given.
  */
 import type { Logger } from '../log.js'
@@ -53,5 +53,29 @@ export function watchStopSignals(
     dispose() {
       for (const signal of STOP_SIGNALS) process.off(signal, processOnStopSignal)
     },
+  }
+}
+
+/**
+ * SIGUSR1 (Node would open its inspector: code execution for any local user) and SIGUSR2 (Node's default
+ * ends the process, no drain, no log line) are logged and otherwise ignored. `bin/gangway.js` already
+ * ignores both before anything is loaded; this adds the log line. Debugging is a start-time choice
+ * (`node --inspect bin/gangway.js …`), never a signal.
+ */
+export function watchIgnoredSignals(logger: Logger): () => void {
+  function processOnIgnoredSignal(signal: NodeJS.Signals): void {
+    logger.warn(`${signal} ignored`, {
+      signal,
+      hint:
+        signal === 'SIGUSR1'
+          ? 'the inspector stays closed; to debug, start with node --inspect'
+          : 'stop with SIGTERM (drain) or reload with SIGHUP',
+    })
+  }
+  process.on('SIGUSR1', processOnIgnoredSignal)
+  process.on('SIGUSR2', processOnIgnoredSignal)
+  return function disposeIgnoredSignals() {
+    process.off('SIGUSR1', processOnIgnoredSignal)
+    process.off('SIGUSR2', processOnIgnoredSignal)
   }
 }

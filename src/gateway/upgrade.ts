@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { Admission, Access, Refusal } from '../auth/access.js'
 import { redactUrl } from '../auth/carriers.js'
+import { clientNamedTarget } from '../auth/named-target.js'
 import type { Config, Target } from '../config/options.js'
 import { dial, describeTarget } from '../targets/dial.js'
 import { TunnelError, tunnelError } from '../errors.js'
@@ -141,7 +142,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     admit().then(admitOnDone, dialOnFailure).catch(upgradeOnInternalError)
 
     function admit(): Promise<Admission | Refusal> {
-      if (access === undefined) return Promise.resolve(openAdmission(fixedTarget))
+      if (access === undefined) return Promise.resolve(openAdmission(fixedTarget, req))
       return access.admit(req, ctx.clientIpOf(req))
     }
 
@@ -347,9 +348,20 @@ function handshakeProblem(
   return undefined
 }
 
-/** The admission of a daemon without an access gate: its one fixed target, no per-route options. */
-function openAdmission(target: Target | undefined): Admission {
+/**
+ * The admission of a daemon without an access gate: its one fixed target, no per-route options. A request
+ * that names another target (`?address=`) is refused, never silently sent to the fixed one.
+ */
+function openAdmission(target: Target | undefined, req: IncomingMessage): Admission | Refusal {
   if (target === undefined) throw new Error('no TARGET and no access gate')
+  if (clientNamedTarget(req.url) !== undefined) {
+    return {
+      ok: false,
+      error: tunnelError('ERR_TARGET_DENIED', 'client-named targets are off (clientTargets)'),
+      fingerprint: undefined,
+      carrier: undefined,
+    }
+  }
   return {
     ok: true,
     target,

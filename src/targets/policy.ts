@@ -168,13 +168,19 @@ export function createTargetPolicy(options: PolicyOptions): TargetPolicy {
     options.lookup ?? ((host: string) => dnsLookup(host, { all: true, order: 'verbatim' }))
 
   async function checkUnix(path: string): Promise<CheckedTarget> {
-    // Check the real location: a symlinked directory must not lead out of an allowed one.
-    const parent = await realpath(dirname(resolvePath(path))).catch(() =>
-      dirname(resolvePath(path)),
-    )
-    const real = join(parent, basename(path))
-    if (deny.some((r) => isInDir(r, real)) || !allow.some((r) => isInDir(r, real))) {
-      throw tunnelError('ERR_TARGET_DENIED', `unix:${real} is not under an allowed directory`)
+    // Check the real location, the socket itself included: neither a symlinked directory nor a symlink in
+    // place of the socket may lead out of an allowed directory. The dial then uses that real path.
+    const lexical = resolvePath(path)
+    const real = await realpath(lexical).catch(() => undefined)
+    const shown =
+      real ??
+      join(await realpath(dirname(lexical)).catch(() => dirname(lexical)), basename(lexical))
+    if (deny.some((r) => isInDir(r, shown)) || !allow.some((r) => isInDir(r, shown))) {
+      throw tunnelError('ERR_TARGET_DENIED', `unix:${shown} is not under an allowed directory`)
+    }
+    // Nothing (or a dangling link) there: nothing to dial, and nothing a link made later could redirect.
+    if (real === undefined) {
+      throw tunnelError('ERR_TARGET_UNREACHABLE', `unix:${shown}: no such socket`)
     }
     return { target: { kind: 'unix', path: real }, addresses: undefined }
   }
@@ -211,6 +217,14 @@ export function createTargetPolicy(options: PolicyOptions): TargetPolicy {
       const byName = nameRules(allow).filter((r) => nameMatches(r, name, port))
       const nameAllowed = byName.length > 0
       const exactName = byName.some((r) => r.kind === 'name' && !r.wildcard)
+      // A name that no allow rule could match, by name or by any address it might resolve to, is refused
+      // before any DNS query: 4403 vs 4503 must not tell a client which internal names exist.
+      const addressRuleMayMatch = allow.some(
+        (r) => r.kind === 'address' && portMatches(r.ports, port),
+      )
+      if (!literal && !nameAllowed && !addressRuleMayMatch) {
+        throw tunnelError('ERR_TARGET_DENIED', `${described} matches no --allow rule`)
+      }
       const addresses = (
         literal ? [{ address: host, family: isIP(host) }] : await resolve(name, timeoutMs)
       ).map(normalise)

@@ -148,8 +148,24 @@ export async function tokenFile(options: TokenFileOptions): Promise<TargetResolv
     logger.info('token file reloaded', { path, tokens: next.size })
   }
 
+  /**
+   * A reload for a watch event. An update is several events (a Kubernetes volume: the new version's
+   * directory, then the `..data` swap; an editor: truncate, then write), and the debounce may fire between
+   * them (a busy machine): what it reads then is the old content. That is not reported as a reload; the
+   * event that completes the update schedules the next read.
+   */
+  async function reloadForEvent(): Promise<void> {
+    const next = await loadTokenFiles(path)
+    if (sameTable(next, table)) {
+      logger.debug('token file event: content unchanged', { path })
+      return
+    }
+    table = next
+    logger.info('token file reloaded', { path, tokens: next.size })
+  }
+
   function reloadLogged(): void {
-    reloading = reloading.then(reload).catch(function tokenFileOnReloadError(err: unknown) {
+    reloading = reloading.then(reloadForEvent).catch(function tokenFileOnReloadError(err: unknown) {
       logger.error('token file reload failed; keeping the previous tokens', {
         path,
         error: err instanceof Error ? err.message : String(err),
@@ -197,4 +213,14 @@ export async function tokenFile(options: TokenFileOptions): Promise<TargetResolv
  */
 function isAtomicSwap(changed: string): boolean {
   return changed.startsWith('..')
+}
+
+/** Same tokens with the same targets. */
+function sameTable(a: TokenTable, b: TokenTable): boolean {
+  if (a.size !== b.size) return false
+  for (const [key, target] of a) {
+    const other = b.get(key)
+    if (other === undefined || JSON.stringify(other) !== JSON.stringify(target)) return false
+  }
+  return true
 }

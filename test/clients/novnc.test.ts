@@ -5,7 +5,7 @@
 import { cp, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { launchBrowser } from '../helpers/browser.js'
+import { launchBrowser, networkChanges } from '../helpers/browser.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
@@ -57,11 +57,26 @@ describe('noVNC through the shim', () => {
     const server = await startTunnel(d, tcpTarget(vnc.port), { webRoot: root })
 
     const browser = await launchBrowser(d)
-    const page = await browser.newPage()
-    const errors: string[] = []
-    page.on('pageerror', (err) => errors.push(err.message))
-    await page.goto(server.url().replace(/^ws/, 'http'))
-    await page.locator('body[data-state="connected"]').waitFor()
+    let page = await browser.newPage()
+    let errors: string[] = []
+    // A page whose module loads Chromium aborted (a host network change, see networkChanges) is loaded
+    // again, at most three times; anything else fails at once.
+    for (let attempt = 1; ; attempt++) {
+      errors = []
+      page.on('pageerror', (err) => errors.push(err.message))
+      const changes = networkChanges(page)
+      await page.goto(server.url().replace(/^ws/, 'http'))
+      const connected = page.locator('body[data-state="connected"]').waitFor()
+      const outcome = await Promise.race([
+        connected.then(() => 'connected' as const),
+        changes.next.then(() => 'network changed' as const),
+      ])
+      if (outcome === 'connected') break
+      connected.catch(() => undefined)
+      if (attempt === 3) throw new Error('Chromium saw the network change on three page loads')
+      await page.close()
+      page = await browser.newPage()
+    }
     const canvas = page.locator('#screen canvas')
     // The framebuffer arrives after the handshake: wait until the canvas shows the stipple, then check it.
     await page.waitForFunction(DESKTOP_DRAWN)

@@ -37,9 +37,30 @@ export async function launchBrowser(disposer: Disposer): Promise<BrowserSession>
     ],
   })
   disposer.add(() => context.close())
+  // Playwright's 30 s default is too tight on a busy machine (a 3x slower suite): wait on events with a
+  // generous bound, inside the test's own 120 s.
+  context.setDefaultTimeout(90_000)
   return {
     context,
     newPage: () => context.newPage(),
     close: () => context.close(),
   }
+}
+
+/**
+ * Counts requests Chromium aborted with `net::ERR_NETWORK_CHANGED`. Chromium watches the host's network
+ * interfaces (netlink) and aborts every request in flight when one appears or goes (another process on a
+ * shared machine starting a container is enough), loopback included: a page whose module graph was cut
+ * that way never runs, whatever Gangway does. A test may load such a page again.
+ */
+export function networkChanges(page: Page): { count(): number; next: Promise<void> } {
+  let count = 0
+  let seen: () => void = () => {}
+  const next = new Promise<void>((resolve) => (seen = resolve))
+  page.on('requestfailed', function pageOnRequestFailed(request) {
+    if (request.failure()?.errorText !== 'net::ERR_NETWORK_CHANGED') return
+    count++
+    seen()
+  })
+  return { count: () => count, next }
 }

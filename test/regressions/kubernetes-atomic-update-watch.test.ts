@@ -21,6 +21,10 @@ afterEach(() => d.run())
 async function atomicVolume(files: Record<string, string>): Promise<{
   dir: string
   update(files: Record<string, string>): Promise<void>
+  /** kubelet's first step alone: the new version's directory, `..data` not swapped yet. */
+  stage(files: Record<string, string>): Promise<string>
+  /** The second step: `..data` swapped to a staged version. */
+  swap(name: string): Promise<void>
 }> {
   const dir = await tempDir(d)
   let version = 0
@@ -32,13 +36,17 @@ async function atomicVolume(files: Record<string, string>): Promise<{
   }
   await symlink(await writeVersion(files), join(dir, '..data'))
   for (const file of Object.keys(files)) await symlink(join('..data', file), join(dir, file))
+  async function swap(name: string): Promise<void> {
+    await symlink(name, join(dir, '..data_tmp'))
+    await rename(join(dir, '..data_tmp'), join(dir, '..data'))
+  }
   return {
     dir,
     async update(content) {
-      const name = await writeVersion(content)
-      await symlink(name, join(dir, '..data_tmp'))
-      await rename(join(dir, '..data_tmp'), join(dir, '..data'))
+      await swap(await writeVersion(content))
     },
+    stage: writeVersion,
+    swap,
   }
 }
 
@@ -52,6 +60,27 @@ describe('regression: a Kubernetes ConfigMap/Secret volume update', () => {
     const reloaded = logger.waitFor('token file reloaded')
     await volume.update({ tokens: 'second-token-Bb22: 127.0.0.1:5902\n' })
     await reloaded // never came before the fix
+    expect((await resolver.resolve('second-token-Bb22', undefined as never))?.target).toEqual({
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 5902,
+    })
+  })
+
+  it('a reload that reads the half-swapped volume is not reported as done (issue 13, suite under load)', async () => {
+    // On a busy machine the debounce fired between kubelet's two steps: the reload read the old content,
+    // logged "token file reloaded", and the resolver still answered with the old table.
+    const volume = await atomicVolume({ tokens: 'first-token-Aa11: 127.0.0.1:5901\n' })
+    const logger = memoryLogger()
+    const resolver = await tokenFile({ path: join(volume.dir, 'tokens'), watch: true, logger })
+    d.add(() => resolver.close?.())
+    const unchanged = logger.waitFor('token file event: content unchanged')
+    const staged = await volume.stage({ tokens: 'second-token-Bb22: 127.0.0.1:5902\n' })
+    await unchanged // the event for the new version's directory was read: nothing changed yet
+    expect(logger.lines.filter((l) => l.msg === 'token file reloaded')).toEqual([])
+    const reloaded = logger.waitFor('token file reloaded')
+    await volume.swap(staged)
+    await reloaded
     expect((await resolver.resolve('second-token-Bb22', undefined as never))?.target).toEqual({
       kind: 'tcp',
       host: '127.0.0.1',

@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto'
 import { createDisposer } from '../helpers/disposer.js'
 import { Digest } from '../helpers/data.js'
 import { freePort, startEchoServer, startTcpServer } from '../helpers/tcp.js'
-import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { startAccessTunnel } from '../helpers/access.js'
 import { NodeWebSocket, RecordingWebSocket } from '../helpers/shim.js'
 import { connectNet, createNetSocket, type TunnelNetSocket } from '../../web/node/index.js'
 
@@ -46,7 +47,12 @@ describe('gangway/node TunnelNetSocket', () => {
   it('names the target from connect() as ?address=host:port when no address option is given', async () => {
     const echo = await startEchoServer()
     d.add(() => echo.close())
-    const server = await startTunnel(d, tcpTarget(echo.port))
+    // A daemon that takes client-named targets (one with a fixed TARGET refuses them with 4403).
+    const server = await startAccessTunnel(
+      d,
+      { clientTargets: true, allow: [`127.0.0.1:${echo.port}`] },
+      memoryLogger(),
+    )
     const urls: string[] = []
     class Spy extends RecordingWebSocket {
       constructor(url: string, protocols?: string[]) {
@@ -55,11 +61,11 @@ describe('gangway/node TunnelNetSocket', () => {
       }
     }
     const socket = track(
-      createNetSocket({ url: server.url(), WebSocket: Spy as unknown as typeof NodeWebSocket }),
+      createNetSocket({ url: server.url, WebSocket: Spy as unknown as typeof NodeWebSocket }),
     )
-    socket.connect({ port: 5432, host: 'db.internal' })
+    socket.connect({ port: echo.port, host: '127.0.0.1' })
     await once(socket, 'connect')
-    expect(new URL(urls[0]!).searchParams.get('address')).toBe('db.internal:5432')
+    expect(new URL(urls[0]!).searchParams.get('address')).toBe(`127.0.0.1:${echo.port}`)
   })
 
   it('maps a refused target to ECONNREFUSED and keeps the tunnel code', async () => {

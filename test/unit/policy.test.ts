@@ -114,12 +114,18 @@ describe('target policy', () => {
 
   it('allows unix sockets only under allowed directories, whatever the path says', async () => {
     const p = policy(['unix:/run/vnc'])
-    expect(await verdict(p, { kind: 'unix', path: '/run/vnc/a.sock' })).toMatchObject({ ok: true })
+    // Allowed, but no such socket here: nothing to dial (4503), not a refusal by the policy.
+    expect(await verdict(p, { kind: 'unix', path: '/run/vnc/a.sock' })).toMatchObject({
+      ok: false,
+      code: 'ERR_TARGET_UNREACHABLE',
+    })
     expect(await verdict(p, { kind: 'unix', path: '/run/vnc/../docker.sock' })).toMatchObject({
       ok: false,
+      code: 'ERR_TARGET_DENIED',
     })
     expect(await verdict(p, { kind: 'unix', path: '/run/vncx/a.sock' })).toMatchObject({
       ok: false,
+      code: 'ERR_TARGET_DENIED',
     })
   })
 
