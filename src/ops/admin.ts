@@ -17,6 +17,7 @@ import type { RouteTotals, TunnelInfo, TunnelStats } from '../gateway/server.js'
 import { VERSION } from '../version.js'
 import type { SharedState } from '../state/redis-state.js'
 import { answerRevokeRequest, answerUndoRequest } from '../state/revoke.js'
+import { exposition } from './metrics.js'
 
 export interface AdminServer {
   listen(): Promise<void>
@@ -135,7 +136,8 @@ export function createAdminServer(
     }
     if (path === '/metrics') {
       try {
-        send(req, res, 200, metrics.registry.contentType, await metrics.registry.metrics())
+        const text = exposition(await metrics.registry.metrics())
+        send(req, res, 200, metrics.registry.contentType, text)
       } catch (err) {
         logger.error('metrics collection failed', {
           error: err instanceof Error ? err.message : String(err),
