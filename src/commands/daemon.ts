@@ -131,6 +131,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
           token: adminToken,
           logger,
           state: shared,
+          node,
         })
         await admin.listen()
       }

@@ -47,6 +47,7 @@ interface Snapshot {
   stats: TunnelStats
   list: TunnelInfo[]
   totals: Record<string, RouteTotals>
+  refusals: Record<string, number>
   /** The worker's index. */
   worker: number
   /** Whether the worker's shared state (`--state-redis`) answers; undefined without it. */
@@ -122,6 +123,7 @@ export function workerContext(): WorkerContext | undefined {
           stats: server.stats(),
           list: server.list(),
           totals: server.totals(),
+          refusals: server.refusals(),
           worker: index,
           sharedState: shared?.healthy(),
         },
@@ -316,7 +318,16 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
       }
     },
     async list() {
-      return (await snapshots()).flatMap((s) => s.list)
+      // Workers answer in any order: sorted by id, the list is the same from one request to the next.
+      return (await snapshots()).flatMap((s) => s.list).sort((a, b) => a.id - b.id)
+    },
+    async refusals() {
+      const out: Record<string, number> = {}
+      for (const snapshot of await snapshots()) {
+        for (const [reason, n] of Object.entries(snapshot.refusals))
+          out[reason] = (out[reason] ?? 0) + n
+      }
+      return out
     },
     async totals() {
       const out: Record<string, RouteTotals> = {}
