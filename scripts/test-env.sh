@@ -2,7 +2,7 @@
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
 # - Debian packages the tests use: chromium, redis-tools, redis-server, socat, nginx,
-#   tigervnc-standalone-server, prosody
+#   tigervnc-standalone-server, prosody, prometheus (for promtool)
 #   (+ podman, runc, debootstrap when needed). Services are not started (the tests spawn their own).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
@@ -86,6 +86,7 @@ need socat socat
 need nginx nginx
 need tigervnc-standalone-server Xvnc
 need prosody prosody
+need prometheus promtool # `promtool check metrics` (test/cli/metrics.test.ts); its service is not started
 need debootstrap debootstrap
 if [ "$ENGINE" = podman ]; then
   need podman podman

@@ -72,7 +72,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
     fields: worker === undefined ? { node } : { node, worker: worker.index },
   })
   // Workers record metrics for the primary's admin listener to aggregate.
-  const metrics = adminAt === undefined ? undefined : createMetrics()
+  const metrics = adminAt === undefined ? undefined : createMetrics({ worker: worker?.index })
   // Shared by several nodes through Redis (--state-redis), if configured.
   const shared = await createStateFromConfig(config, {
     logger,
@@ -132,6 +132,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
           token: adminToken,
           logger,
           state: shared,
+          node,
         })
         await admin.listen()
       }

@@ -26,10 +26,11 @@ export async function runPrimary(
   adminAt: ListenAddress | undefined,
   adminToken: string | undefined,
 ): Promise<number> {
+  const node = resolveNodeId(config.nodeId)
   const logger = createLogger({
     level: config.logLevel,
     format: config.logFormat,
-    fields: { node: resolveNodeId(config.nodeId), worker: 'primary' },
+    fields: { node, worker: 'primary' },
   })
   // The primary holds no tunnels: its connection serves /readyz and POST /api/revoke.
   const state = await createStateFromConfig(config, { logger, subscribe: false })
@@ -63,6 +64,7 @@ export async function runPrimary(
         token: adminToken,
         logger,
         state,
+        node,
       })
       await admin.listen()
     }

@@ -14,7 +14,7 @@ import { describeTarget } from '../targets/dial.js'
 import { logRejection, type Logger } from '../log.js'
 import { CloseCode } from '../protocol.js'
 import { closeChannel, openChannel } from '../events.js'
-import type { MetricsHooks } from './metrics-hooks.js'
+import type { DialResult, MetricsHooks } from './metrics-hooks.js'
 import { startRecording, type Recorder } from '../relay/record.js'
 import type { UpgradeContext } from './upgrade.js'
 
@@ -63,7 +63,7 @@ export interface TunnelRegistry {
   /** Bridges an upgraded WebSocket to its connected target and tracks the tunnel until it closes. */
   startTunnel: UpgradeContext['startTunnel']
   dialStarted: () => void
-  dialFinished: (ms: number, ok: boolean) => void
+  dialFinished: (ms: number, result: DialResult | undefined) => void
   /** Tunnels open plus upgrades dialing. */
   load: () => number
   /** Tunnels open (including ones closing). */
@@ -94,9 +94,9 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     dialing++
   }
 
-  function dialFinished(ms: number, ok: boolean): void {
+  function dialFinished(ms: number, result: DialResult | undefined): void {
     dialing--
-    metrics.dialed(ms, ok)
+    if (result !== undefined) metrics.dialed(ms, result)
     notifyIfIdle()
   }
 

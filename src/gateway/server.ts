@@ -76,6 +76,8 @@ export interface TunnelServer {
   list(): TunnelInfo[]
   /** Per-route totals since the server started. */
   totals(): Record<string, RouteTotals>
+  /** Refusals since the server started, by reason (`origin_denied`, `token_invalid`, …). */
+  refusals(): Record<string, number>
   /** Closes one tunnel with 4410 (closed by an operator); false if no such tunnel is open. */
   closeTunnel(id: number): boolean
   /** Closes every tunnel a token admitted with 4410 "token revoked"; returns how many. */
@@ -108,6 +110,8 @@ export function createTunnelServer(
     isRevoked: options.isRevoked,
   })
   const startedAt = Date.now()
+  /** Refusals since start, by reason (`origin_denied`, …), for the status page. */
+  const refusalCounts = new Map<string, number>()
   let lastId = 0
   let draining = false
   let heartbeatInterval: NodeJS.Timeout | undefined
@@ -154,7 +158,10 @@ export function createTunnelServer(
       load: registry.load,
       dialStarted: registry.dialStarted,
       dialFinished: registry.dialFinished,
-      refused: (code) => metrics.refused(code),
+      refused(code, reason) {
+        metrics.refused(code, reason)
+        refusalCounts.set(reason, (refusalCounts.get(reason) ?? 0) + 1)
+      },
       clientOf: (req) => formatEndpoint(clientOf(req)),
       clientIpOf: (req) => clientOf(req).address,
       get targetTls() {
@@ -285,6 +292,7 @@ export function createTunnelServer(
     reloadCertificates: listener.reloadCertificates,
     list: registry.list,
     totals: registry.totals,
+    refusals: () => Object.fromEntries(refusalCounts),
     closeTunnel: registry.closeTunnel,
     closeTokenTunnels: registry.closeTokenTunnels,
     reconfigure,

@@ -21,6 +21,7 @@ import { TunnelError, tunnelError } from '../errors.js'
 import { writeHttpStatus } from './http.js'
 import type { Logger } from '../log.js'
 import { refuseChannel } from '../events.js'
+import { refusalReason, type DialResult, type RefusalReason } from './metrics-hooks.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
 import {
   tlsRefusalReason,
@@ -46,10 +47,13 @@ export interface UpgradeContext {
   /** Tunnels open plus dials in progress. */
   load(): number
   dialStarted(): void
-  /** A dial ended after `ms`; `ok` when the target connected. */
-  dialFinished(ms: number, ok: boolean): void
-  /** A connection was refused (before or right after the upgrade) with this close code. */
-  refused(closeCode: number): void
+  /**
+   * An admission ended after `ms`: how the dial of the target ended, or undefined when it was refused
+   * before any dial (a bad token, a forbidden Origin or target).
+   */
+  dialFinished(ms: number, result: DialResult | undefined): void
+  /** A connection was refused (before or right after the upgrade) with this close code and reason. */
+  refused(closeCode: number, reason: RefusalReason): void
   /** The real client of a request, as `ip:port` (see client-address.ts). */
   clientOf(req: IncomingMessage): string
   /** The real client's IP address: the key failed attempts are counted under. */
@@ -139,6 +143,8 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     ctx.dialStarted()
     let dialStartedAt = performance.now()
     let dialEnded = false
+    /** Whether the target was dialled (a refusal before that is no failed dial). */
+    let dialled = false
     admit().then(admitOnDone, dialOnFailure).catch(upgradeOnInternalError)
 
     function admit(): Promise<Admission | Refusal> {
@@ -184,6 +190,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         dialOnFailure(err)
         return
       }
+      dialled = true
       dial(answer.target, {
         timeoutMs: answer.options.connectTimeoutMs ?? config.connectTimeoutMs,
         signal: abort.signal,
@@ -215,7 +222,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
 
     function dialOnSuccess(tcp: Socket): void {
       dialEnded = true
-      ctx.dialFinished(performance.now() - dialStartedAt, true)
+      ctx.dialFinished(performance.now() - dialStartedAt, 'connected')
       stopWatchingClient()
       const admitted = admission as Admission
       if (socket.destroyed) {
@@ -246,7 +253,8 @@ export function createUpgradeListener(ctx: UpgradeContext) {
 
     function dialOnFailure(err: unknown): void {
       dialEnded = true
-      ctx.dialFinished(performance.now() - dialStartedAt, false)
+      const result = !dialled ? undefined : abort.signal.aborted ? 'aborted' : 'failed'
+      ctx.dialFinished(performance.now() - dialStartedAt, result)
       stopWatchingClient()
       admission?.release()
       if (abort.signal.aborted) {
@@ -275,7 +283,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       })
       if (!dialEnded) {
         dialEnded = true
-        ctx.dialFinished(performance.now() - dialStartedAt, false)
+        ctx.dialFinished(performance.now() - dialStartedAt, dialled ? 'failed' : undefined)
         stopWatchingClient()
         admission?.release()
       }
@@ -293,7 +301,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         [http ? 'status' : 'code']: http ? err.status : err.closeCode,
         reason: err.message,
       })
-      ctx.refused(err.closeCode)
+      ctx.refused(err.closeCode, refusalReason(err.code))
       if (refuseChannel.hasSubscribers) {
         refuseChannel.publish({ id, client, code: err.closeCode, status: err.status, reason })
       }

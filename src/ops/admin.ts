@@ -17,6 +17,7 @@ import type { RouteTotals, TunnelInfo, TunnelStats } from '../gateway/server.js'
 import { VERSION } from '../version.js'
 import type { SharedState } from '../state/redis-state.js'
 import { answerRevokeRequest, answerUndoRequest } from '../state/revoke.js'
+import { exposition } from './metrics.js'
 
 export interface AdminServer {
   listen(): Promise<void>
@@ -34,6 +35,8 @@ export interface AdminView {
   stats(): MaybePromise<AdminStats>
   list(): MaybePromise<TunnelInfo[]>
   totals(): MaybePromise<Record<string, RouteTotals>>
+  /** Refusals since start, by reason (`origin_denied`, `token_invalid`, …). */
+  refusals(): MaybePromise<Record<string, number>>
   closeTunnel(id: number): MaybePromise<boolean>
 }
 
@@ -51,17 +54,27 @@ export interface AdminOptions {
    * readiness on it), `POST`/`DELETE /api/revoke` write to it.
    */
   state?: Pick<SharedState, 'healthy' | 'revoke' | 'unrevoke'> | undefined
+  /** This node's name (`--node-id`), shown by `/api/tunnels` and the status page. */
+  node?: string
 }
 
 /** Largest admin API request body (a revocation is a few hundred bytes). */
 const MAX_BODY_BYTES = 16 * 1024
 
-/** The status page: one HTML file and one script, served as they are (read by an admin server with a token). */
-function readStatusPage(): { html: Buffer; js: Buffer } {
-  return {
-    html: readFileSync(new URL('../../web/admin/status.html', import.meta.url)),
-    js: readFileSync(new URL('../../web/admin/status.js', import.meta.url)),
+/** The status page's files by path, served as they are (read by an admin server with a token). */
+const STATUS_FILES: Record<string, { file: string; type: string }> = {
+  '/status': { file: 'status.html', type: 'text/html; charset=utf-8' },
+  '/status.js': { file: 'status.js', type: 'text/javascript; charset=utf-8' },
+  '/status-charts.js': { file: 'status-charts.js', type: 'text/javascript; charset=utf-8' },
+}
+
+function readStatusPage(): Map<string, { body: Buffer; type: string }> {
+  const files = new Map<string, { body: Buffer; type: string }>()
+  for (const [path, { file, type }] of Object.entries(STATUS_FILES)) {
+    const body = readFileSync(new URL(`../../web/admin/${file}`, import.meta.url))
+    files.set(path, { body, type })
   }
+  return files
 }
 
 const TUNNEL_CLOSE_PATH = /^\/api\/tunnels\/(\d+)\/close$/
@@ -107,8 +120,9 @@ export function createAdminServer(
       })
       return
     }
-    if (path === '/status' || path === '/status.js') {
-      if (statusPage === undefined) {
+    if (Object.hasOwn(STATUS_FILES, path)) {
+      const file = statusPage?.get(path)
+      if (file === undefined) {
         send(
           req,
           res,
@@ -118,24 +132,17 @@ export function createAdminServer(
         )
         return
       }
-      const html = path === '/status'
-      send(
-        req,
-        res,
-        200,
-        html ? 'text/html; charset=utf-8' : 'text/javascript; charset=utf-8',
-        html ? statusPage.html : statusPage.js,
-        {
-          'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'",
-          'X-Content-Type-Options': 'nosniff',
-          'X-Frame-Options': 'DENY',
-        },
-      )
+      send(req, res, 200, file.type, file.body, {
+        'Content-Security-Policy': "default-src 'self'; style-src 'self' 'unsafe-inline'",
+        'X-Content-Type-Options': 'nosniff',
+        'X-Frame-Options': 'DENY',
+      })
       return
     }
     if (path === '/metrics') {
       try {
-        send(req, res, 200, metrics.registry.contentType, await metrics.registry.metrics())
+        const text = exposition(await metrics.registry.metrics())
+        send(req, res, 200, metrics.registry.contentType, text)
       } catch (err) {
         logger.error('metrics collection failed', {
           error: err instanceof Error ? err.message : String(err),
@@ -198,18 +205,23 @@ export function createAdminServer(
       return
     }
     if (path === '/api/tunnels' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const [stats, list, totals] = await Promise.all([
+      const [stats, list, totals, refusals] = await Promise.all([
         tunnels.stats(),
         tunnels.list(),
         tunnels.totals(),
+        tunnels.refusals(),
       ])
       sendJson(req, res, 200, {
         now: Date.now(),
+        node: options.node,
+        version: VERSION,
         draining: stats.draining,
         // The status page offers "Revoke token" only when POST /api/revoke can work.
         sharedState: options.state !== undefined,
-        tunnels: list,
+        // In id order (with --workers, the workers' lists are merged): rows never swap places.
+        tunnels: [...list].sort((a, b) => a.id - b.id),
         routes: totals,
+        refusals,
       })
       return
     }

@@ -8,11 +8,11 @@
  */
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
-import { AggregatorRegistry } from 'prom-client'
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 import type { AdminStats, AdminView, MetricsSource } from './admin.js'
 import type { Config, ListenAddress } from '../config/options.js'
 import type { Logger } from '../log.js'
-import type { TunnelMetrics } from './metrics.js'
+import { createProcessMetrics, type TunnelMetrics } from './metrics.js'
 import type { ReloadReport } from './reload.js'
 import type { RouteTotals, TunnelInfo, TunnelServer, TunnelStats } from '../gateway/server.js'
 import type { SharedState } from '../state/redis-state.js'
@@ -28,14 +28,26 @@ type ToWorker =
   | { gangway: 'reload'; req: number }
   | { gangway: 'snapshot'; req: number }
   | { gangway: 'close'; req: number; id: number }
+  | { gangway: 'metrics'; req: number }
 type ToPrimary =
   | { gangway: 'listening'; address: ListenAddress }
-  | { gangway: 'reply'; req: number; snapshot?: Snapshot; closed?: boolean; reload?: ReloadReport }
+  | {
+      gangway: 'reply'
+      req: number
+      snapshot?: Snapshot
+      closed?: boolean
+      reload?: ReloadReport
+      metrics?: MetricJson[]
+    }
+
+/** One metric as a worker sends it (`registry.getMetricsAsJSON()`). */
+type MetricJson = MetricObjectWithValues<MetricValue<string>>
 
 interface Snapshot {
   stats: TunnelStats
   list: TunnelInfo[]
   totals: Record<string, RouteTotals>
+  refusals: Record<string, number>
   /** The worker's index. */
   worker: number
   /** Whether the worker's shared state (`--state-redis`) answers; undefined without it. */
@@ -72,6 +84,7 @@ export function workerContext(): WorkerContext | undefined {
   let server: TunnelServer | undefined
   let reload: (() => Promise<ReloadReport>) | undefined
   let shared: Pick<SharedState, 'healthy'> | undefined
+  let registry: TunnelMetrics['registry'] | undefined
 
   function processOnMessage(message: unknown): void {
     const m = message as Partial<{ gangway: string; req: number; id: number }>
@@ -92,6 +105,15 @@ export function workerContext(): WorkerContext | undefined {
             send({ gangway: 'reply', req, reload: report })
           })
       }
+    } else if (m.gangway === 'metrics') {
+      // Answered also while starting (nothing to report yet), so that a scrape never waits for it.
+      const req = m.req
+      ;(registry?.getMetricsAsJSON() ?? Promise.resolve([]))
+        .then((metrics) => send({ gangway: 'reply', req, metrics }))
+        .catch(function workerOnMetricsError() {
+          // An empty reply: this worker is left out of the scrape instead of the primary waiting for it.
+          send({ gangway: 'reply', req })
+        })
     } else if (server === undefined) return
     else if (m.gangway === 'snapshot') {
       send({
@@ -101,6 +123,7 @@ export function workerContext(): WorkerContext | undefined {
           stats: server.stats(),
           list: server.list(),
           totals: server.totals(),
+          refusals: server.refusals(),
           worker: index,
           sharedState: shared?.healthy(),
         },
@@ -118,11 +141,7 @@ export function workerContext(): WorkerContext | undefined {
       server = s
       reload = onReload
       shared = state
-      if (metrics !== undefined) {
-        // prom-client answers the primary's metrics requests once an AggregatorRegistry exists here.
-        new AggregatorRegistry()
-        AggregatorRegistry.setRegistries([metrics.registry])
-      }
+      registry = metrics?.registry
       send({ gangway: 'listening', address: s.address() })
     },
     dispose() {
@@ -175,7 +194,8 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
   })
   const listeningWorkers = new Set<number>()
   let started = false
-  const aggregator = new AggregatorRegistry()
+  // The primary's own process figures (worker="primary") join the workers' on /metrics.
+  const ownMetrics = createProcessMetrics({ worker: 'primary' })
 
   for (let i = 0; i < count; i++) fork(i)
 
@@ -269,8 +289,20 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
     return all.flatMap((r) => (r.snapshot === undefined ? [] : [r.snapshot]))
   }
 
+  /**
+   * Every worker's metrics and the primary's own, merged: gangway_* series summed across workers (as
+   * each metric's aggregator says), process figures side by side under their `worker` label. A worker
+   * that does not answer in time is left out of this scrape rather than failing it.
+   */
+  async function clusterMetrics(): Promise<string> {
+    const replies = await ask((req) => ({ gangway: 'metrics', req }))
+    const all = replies.flatMap((r) => (r.metrics === undefined ? [] : [r.metrics]))
+    all.push(await ownMetrics.getMetricsAsJSON())
+    return AggregatorRegistry.aggregate(all).metrics()
+  }
+
   const admin: AdminView & MetricsSource = {
-    registry: { contentType: aggregator.contentType, metrics: () => aggregator.clusterMetrics() },
+    registry: { contentType: ownMetrics.contentType, metrics: clusterMetrics },
     async stats(): Promise<AdminStats> {
       const all = await snapshots()
       return {
@@ -286,7 +318,16 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
       }
     },
     async list() {
-      return (await snapshots()).flatMap((s) => s.list)
+      // Workers answer in any order: sorted by id, the list is the same from one request to the next.
+      return (await snapshots()).flatMap((s) => s.list).sort((a, b) => a.id - b.id)
+    },
+    async refusals() {
+      const out: Record<string, number> = {}
+      for (const snapshot of await snapshots()) {
+        for (const [reason, n] of Object.entries(snapshot.refusals))
+          out[reason] = (out[reason] ?? 0) + n
+      }
+      return out
     },
     async totals() {
       const out: Record<string, RouteTotals> = {}

@@ -6,7 +6,8 @@
  * Knows nothing of sockets: it implements the gateway's `MetricsHooks`.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import type { MetricsHooks } from '../gateway/metrics-hooks.js'
+import type { DialResult, MetricsHooks, RefusalReason } from '../gateway/metrics-hooks.js'
+import { VERSION } from '../version.js'
 
 export { noMetrics } from '../gateway/metrics-hooks.js'
 
@@ -22,18 +23,59 @@ const DIAL_BUCKETS = [
 /** Tunnel lifetimes in seconds: from a refused probe to a day-long console session. */
 const DURATION_BUCKETS = [0.01, 0.1, 1, 10, 60, 300, 1800, 3600, 4 * 3600, 24 * 3600]
 
-export function createMetrics(options: { defaultMetrics?: boolean } = {}): TunnelMetrics {
+export interface MetricsOptions {
+  /** prom-client's process metrics (default true). */
+  defaultMetrics?: boolean
+  /** With `--workers`: the worker index, a `worker` label on this process's own figures. */
+  worker?: number | 'primary'
+}
+
+/**
+ * A registry with prom-client's process metrics under their standard names (`process_*`, `nodejs_*`, as
+ * every Node.js dashboard expects) and `gangway_build_info`. With a `worker`, each carries a `worker`
+ * label, so that the primary lists each process's figures side by side instead of summing them.
+ */
+export function createProcessMetrics(options: MetricsOptions = {}): Registry {
   const registry = new Registry()
+  const labels = options.worker === undefined ? {} : { worker: String(options.worker) }
   if (options.defaultMetrics !== false) {
-    // Process CPU, memory, fds, GC and event-loop lag, under our prefix.
-    collectDefaultMetrics({ register: registry, prefix: 'gangway_' })
+    collectDefaultMetrics({ register: registry, labels })
+    // Each series is one process's (its worker label): the primary must keep it as it is, never sum or
+    // drop it (prom-client would drop process_start_time_seconds).
+    if (options.worker !== undefined) {
+      for (const metric of registry.getMetricsAsArray()) {
+        ;(metric as unknown as { aggregator: string }).aggregator = 'first'
+      }
+    }
   }
+  return registry
+}
+
+export function createMetrics(options: MetricsOptions = {}): TunnelMetrics {
+  const registry = createProcessMetrics(options)
+  new Gauge({
+    name: 'gangway_build_info',
+    help: 'Always 1; the labels name the running Gangway version and Node.js runtime.',
+    labelNames: ['version', 'nodejs'],
+    registers: [registry],
+    // Every worker runs the same build: one series, not one per worker.
+    aggregator: 'max',
+    collect() {
+      this.set({ version: VERSION, nodejs: process.versions.node }, 1)
+    },
+  })
   let readLive: () => Iterable<{ route: string; up: number; down: number }> = () => []
   const closedBytes = new Map<string, { up: number; down: number }>()
 
   const active = new Gauge({
     name: 'gangway_tunnels_active',
     help: 'Tunnels open right now (target connected), including ones closing.',
+    labelNames: ['route'],
+    registers: [registry],
+  })
+  const openedTotal = new Counter({
+    name: 'gangway_tunnels_opened_total',
+    help: 'Tunnels opened (target connected, WebSocket accepted).',
     labelNames: ['route'],
     registers: [registry],
   })
@@ -66,13 +108,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Tunne
   })
   const refusals = new Counter({
     name: 'gangway_refusals_total',
-    help: 'Connections refused or failed before a tunnel opened, by close code (4502 refused, 4503 unreachable, …).',
-    labelNames: ['code'],
+    help: 'Connections refused or failed before a tunnel opened, by close code (4502 refused, 4503 unreachable, …) and reason (origin_denied, target_denied, token_invalid, …).',
+    labelNames: ['code', 'reason'],
     registers: [registry],
   })
   const dialSeconds = new Histogram({
     name: 'gangway_dial_duration_seconds',
-    help: 'Time to connect the target, by result.',
+    help: 'Time to connect the target, by result: connected, failed, or aborted (the client left first). Refusals that never dialled are not counted.',
     labelNames: ['result'],
     buckets: DIAL_BUCKETS,
     registers: [registry],
@@ -100,11 +142,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Tunne
     configReloaded(ok) {
       reloads.inc({ result: ok ? 'ok' : 'failed' })
     },
-    dialed(ms, ok) {
-      dialSeconds.observe({ result: ok ? 'connected' : 'failed' }, ms / 1000)
+    dialed(ms: number, result: DialResult) {
+      dialSeconds.observe({ result }, ms / 1000)
     },
     opened(route) {
       active.inc({ route })
+      openedTotal.inc({ route })
     },
     closed(route, result) {
       active.dec({ route })
@@ -115,11 +158,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Tunne
       bytes.down += result.bytesDown
       closedBytes.set(route, bytes)
     },
-    refused(code) {
-      refusals.inc({ code: String(code) })
+    refused(code: number, reason: RefusalReason) {
+      refusals.inc({ code: String(code), reason })
     },
     setLiveBytes(read) {
       readLive = read
     },
   }
+}
+
+/**
+ * prom-client declares `nodejs_active_handles_total` and its siblings gauges, which `promtool check
+ * metrics` rejects (a `_total` name is a counter's). They keep their standard names for dashboards and are
+ * declared untyped instead, which Prometheus stores and queries exactly like a gauge.
+ */
+export function exposition(text: string): string {
+  return text.replace(
+    /^# TYPE (nodejs_active_(?:handles|requests|resources)_total) gauge$/gm,
+    '# TYPE $1 untyped',
+  )
 }

@@ -335,6 +335,8 @@ function stateMetrics(registry: Registry | undefined) {
       name: 'gangway_state_up',
       help: '1 while the shared-state Redis answers, else 0 (new tunnels with tokens are then refused).',
       registers,
+      // With --workers each worker has its own connection: 1 only while every one answers.
+      aggregator: 'min',
     }),
   }
 }

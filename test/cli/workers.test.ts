@@ -64,6 +64,12 @@ describe('gangway --workers', () => {
     expect(tunnels).toHaveLength(20)
     expect(new Set(tunnels.map((t) => t.id)).size).toBe(20) // ids unique across workers
     expect(new Set(tunnels.map((t) => t.id % 2))).toEqual(new Set([0, 1])) // both workers took some
+    // Listed in id order, request after request, whichever worker answers first.
+    for (let i = 0; i < 5; i++) {
+      const again = (await (await api('/api/tunnels')).json()) as { tunnels: Array<{ id: number }> }
+      const ids = again.tunnels.map((t) => t.id)
+      expect(ids).toEqual([...ids].sort((a, b) => a - b))
+    }
     const metrics = await (await fetch(`${admin}/metrics`)).text()
     expect(metrics).toMatch(/^gangway_tunnels_active\{route="default"\} 20$/m)
 

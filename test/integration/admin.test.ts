@@ -79,7 +79,7 @@ describe('admin listener', () => {
     expect((await connectAndClose(server.url())).code).toBe(4502)
     expect((await connectAndClose(server.url())).code).toBe(4502)
     const text = await scrape(base)
-    expect(value(text, 'gangway_refusals_total{code="4502"}')).toBe(2)
+    expect(value(text, 'gangway_refusals_total{code="4502",reason="target_refused"}')).toBe(2)
     expect(value(text, 'gangway_dial_duration_seconds_count{result="failed"}')).toBe(2)
   })
 
@@ -107,11 +107,12 @@ describe('admin listener', () => {
     expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405)
   })
 
-  it('includes process metrics under the gangway_ prefix by default', async () => {
+  it("includes prom-client's process metrics under their standard names by default", async () => {
     const metrics = createMetrics()
     const text = await metrics.registry.metrics()
-    expect(text).toMatch(/^gangway_process_cpu_seconds_total /m)
-    expect(text).toMatch(/^gangway_nodejs_eventloop_lag_seconds /m)
+    expect(text).toMatch(/^process_cpu_seconds_total /m)
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m)
+    expect(text).not.toMatch(/^gangway_(process|nodejs)_/m)
   })
 })
 

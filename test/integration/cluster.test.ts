@@ -305,7 +305,9 @@ describe('two nodes behind nginx with shared Redis state', () => {
     expect(await health.json()).toMatchObject({ status: 'degraded', sharedState: 'unreachable' })
     const metrics = await (await fetch(`${admin}/metrics`)).text()
     expect(metrics).toMatch(/^gangway_state_up 0$/m)
-    expect(metrics).toMatch(/^gangway_refusals_total\{code="4503"\} 3$/m)
+    expect(metrics).toMatch(
+      /^gangway_refusals_total\{code="4503",reason="resolver_unavailable"\} 3$/m,
+    )
     await proc.waitForLog((r) => r.msg === 'tunnel refused' && r['code'] === 4503)
     const outageLines = proc.stdout.filter((l) => l.includes('shared state unreachable'))
     expect(outageLines).toHaveLength(1)

@@ -3,7 +3,11 @@
 // With shared state (--state-redis), "Revoke token" revokes the token of a tunnel on every node, after a
 // confirmation; the outcome line then offers "Undo" (DELETE /api/revoke) for a mis-click. The page only
 // ever handles the token's fingerprint, never a token.
+// Charts (status-charts.js) draw the polled totals over the last minutes: throughput, open tunnels, refusals.
+import { COLORS, WINDOW_MS, createHistory, drawBars, drawLines } from './status-charts.js'
+
 const POLL_MS = 1000
+const history = createHistory()
 const $ = (id) => document.getElementById(id)
 let token = sessionStorage.getItem('gangway-admin-token') ?? ''
 let timer
@@ -154,28 +158,118 @@ function state(text, bad = false) {
   $('state').className = bad ? 'bad' : ''
 }
 
-function render({ now, tunnels, routes, sharedState }) {
-  const rows = tunnels.map((t) =>
+function render(data) {
+  renderIdentity(data)
+  renderTunnels(data)
+  renderRoutes(data)
+  renderCharts(data)
+}
+
+/** Which node and version answer: with several nodes behind one name, the operator knows which one. */
+function renderIdentity({ node, version }) {
+  $('identity').textContent = `Node ${node ?? '?'} · Gangway ${version ?? '?'}`
+}
+
+function renderTunnels({ now, tunnels, sharedState }) {
+  // By id, whatever order the daemon lists them in: a row never moves under the operator's pointer.
+  const sorted = [...tunnels].sort((a, b) => a.id - b.id)
+  const rows = sorted.map((t) =>
     row(
       [
         t.id,
         t.client,
         t.target,
         t.route,
+        t.token ?? '—',
         bytes(t.bytesUp),
         bytes(t.bytesDown),
         age(now - t.openedAt),
       ],
-      4,
+      5,
       t.id,
       sharedState === true ? t.token : undefined,
     ),
   )
-  replace($('tunnels'), rows, 8)
+  replace($('tunnels'), rows, 9)
+}
+
+function renderRoutes({ routes }) {
   const routeRows = Object.entries(routes).map(([name, r]) =>
     row([name, r.active, r.closed, bytes(r.bytesUp), bytes(r.bytesDown)], 1),
   )
   replace($('routes'), routeRows, 5)
+}
+
+/** Adds this poll to the history and redraws the three charts (with their numbers as data attributes). */
+function renderCharts({ now, tunnels, routes, refusals }) {
+  let up = 0
+  let down = 0
+  for (const r of Object.values(routes)) {
+    up += r.bytesUp
+    down += r.bytesDown
+  }
+  history.add({ t: now, up, down, open: tunnels.length, refusals: refusals ?? {} })
+
+  const rates = history.throughput()
+  const inWindow = history.bytes()
+  const last = rates[rates.length - 1] ?? { up: 0, down: 0 }
+  const throughput = $('chart-throughput')
+  Object.assign(throughput.dataset, {
+    samples: String(history.samples.length),
+    upBytes: String(inWindow.up),
+    downBytes: String(inWindow.down),
+    upRate: String(Math.round(last.up)),
+    downRate: String(Math.round(last.down)),
+  })
+  throughput.setAttribute(
+    'aria-label',
+    `Throughput over the last ${minutes()} min: ${bytes(inWindow.up)} up, ${bytes(inWindow.down)} down; ` +
+      `now ${bytes(Math.round(last.up))}/s up, ${bytes(Math.round(last.down))}/s down`,
+  )
+  drawLines(throughput, {
+    now,
+    format: (v) => `${bytes(Math.round(v))}/s`,
+    minTop: 1024,
+    series: [
+      { name: 'up', color: COLORS.up, points: rates.map((p) => ({ t: p.t, v: p.up })) },
+      {
+        name: 'down',
+        color: COLORS.down,
+        dashed: true,
+        points: rates.map((p) => ({ t: p.t, v: p.down })),
+      },
+    ],
+  })
+
+  const openPoints = history.samples.map((s) => ({ t: s.t, v: s.open }))
+  const most = Math.max(0, ...openPoints.map((p) => p.v))
+  const open = $('chart-open')
+  Object.assign(open.dataset, { open: String(tunnels.length), max: String(most) })
+  open.setAttribute(
+    'aria-label',
+    `Open tunnels over the last ${minutes()} min: ${tunnels.length} now, at most ${most}`,
+  )
+  drawLines(open, {
+    now,
+    format: (v) => String(Math.round(v)),
+    minTop: 2,
+    series: [{ name: 'open', color: COLORS.open, points: openPoints }],
+  })
+
+  const refused = history.refusals()
+  const chart = $('chart-refusals')
+  chart.dataset.refusals = JSON.stringify(refused)
+  const entries = Object.entries(refused)
+  chart.setAttribute(
+    'aria-label',
+    `Refusals over the last ${minutes()} min by reason: ` +
+      (entries.length === 0 ? 'none' : entries.map(([r, n]) => `${r} ${n}`).join(', ')),
+  )
+  drawBars(chart, { entries, empty: `no refusals in the last ${minutes()} min` })
+}
+
+function minutes() {
+  return Math.round(WINDOW_MS / 60_000)
 }
 
 /** A table row; cells from index `numericFrom` on are right-aligned numbers. */
