@@ -68,8 +68,11 @@ export interface Config {
   /** Redis shared by several nodes: revocations, per-token limits, single-use JWT ids (docs/operations.md). */
   readonly stateRedis: string | undefined
   readonly statePrefix: string
-  /** Directory for session recordings (one file per tunnel); off when undefined. */
-  readonly recordDir: string | undefined
+  /**
+   * Session recordings (one file per tunnel): websockify's file prefix (`PREFIX.<time>-conn<id>.jsonl`), or
+   * with a trailing `/` a directory; off when undefined.
+   */
+  readonly record: string | undefined
   /** Worker processes sharing the listener; 0 = one per CPU core. */
   readonly workers: number
   readonly logLevel: LogLevel
@@ -380,12 +383,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'record',
-    field: 'recordDir',
+    field: 'record',
     flag: 'record',
-    kind: 'path',
+    kind: 'prefix',
     default: undefined,
     describe:
-      'Record every tunnel’s payload, with times and directions, to one file per tunnel in this directory (see gangway replay). Off by default; never records tokens.',
+      'Record every tunnel’s payload, with times and directions, to one file per tunnel: PREFIX.<time>-conn<id>.jsonl (websockify’s file prefix), or into a directory when it ends in / (see gangway replay). Off by default; never records tokens.',
   },
   {
     key: 'refuseWith',
@@ -620,7 +623,7 @@ export const DEFAULTS = {
   targetProxyProtocol: 'off',
   stateRedis: undefined,
   statePrefix: 'gangway:',
-  recordDir: undefined,
+  record: undefined,
   workers: 1,
   logLevel: 'info',
   logFormat: 'auto',
