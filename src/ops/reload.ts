@@ -30,6 +30,7 @@ export const RESTART_ONLY = [
   'listen',
   'listenMode',
   'workers',
+  'idleExitMs',
   'admin',
   'adminTokenFile',
   'tlsCert',
