@@ -53,7 +53,10 @@ export function recordingFile(value: string, startedAt: Date, conn: number): str
  * path and the errno; a prefix naming an existing directory is refused (Gangway 0.1 read it as a directory).
  * @throws {Error} with a one-line message
  */
-export async function prepareRecording(value: string): Promise<void> {
+export async function prepareRecording(
+  value: string,
+  options: { create?: boolean } = {},
+): Promise<void> {
   const isDir = value.endsWith('/') || value.endsWith(sep)
   if (!isDir) {
     const info = await stat(value).catch(() => undefined)
@@ -64,7 +67,10 @@ export async function prepareRecording(value: string): Promise<void> {
     }
   }
   const dir = isDir ? value.replace(/[/\\]+$/, '') || '/' : dirname(value)
-  if (isDir) await makeDirectory(dir)
+  if (isDir && options.create === false) {
+    // `gangway check`: a directory the daemon would create is fine; one that exists must be writable.
+    if ((await stat(dir).catch(() => undefined)) === undefined) return
+  } else if (isDir) await makeDirectory(dir)
   const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
     throw new Error(`cannot record into ${dir}: ${err.code ?? err.message}`)
   })
