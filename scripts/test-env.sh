@@ -87,6 +87,8 @@ need nginx nginx
 need tigervnc-standalone-server Xvnc
 need prosody prosody
 need debootstrap debootstrap
+need systemd systemd-analyze
+need websockify websockify
 if [ "$ENGINE" = podman ]; then
   need podman podman
   need runc runc
