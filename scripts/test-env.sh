@@ -88,6 +88,8 @@ need tigervnc-standalone-server Xvnc
 need prosody prosody
 need prometheus promtool # `promtool check metrics` (test/cli/metrics.test.ts); its service is not started
 need debootstrap debootstrap
+need systemd systemd-analyze
+need websockify websockify
 if [ "$ENGINE" = podman ]; then
   need podman podman
   need runc runc

@@ -11,6 +11,7 @@ import { OPTIONS, parseBoolean } from '../config/options.js'
 import { ConfigError, GangwayError } from '../errors.js'
 import { VERSION } from '../version.js'
 import { EXIT_OK, type Args, type CommandSpec } from './command.js'
+import { checkCommand } from './check.js'
 import { clientCommand } from './client.js'
 import { serveCommand } from './daemon.js'
 import { demoCommand } from './demo.js'
@@ -25,6 +26,7 @@ const EXIT_USAGE = 2
 const COMMANDS: readonly CommandSpec[] = [
   serveCommand,
   demoCommand,
+  checkCommand,
   clientCommand,
   tokenCommand,
   revokeCommand,

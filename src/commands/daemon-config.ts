@@ -18,6 +18,7 @@ import {
   type ResolveInput,
 } from '../config/options.js'
 import type { AdminServer } from '../ops/admin.js'
+import { applyWebsockifyFlags, WEBSOCKIFY_FLAGS } from '../config/websockify-flags.js'
 import { ConfigError } from '../errors.js'
 import { VERSION } from '../version.js'
 import type { Args } from './command.js'
@@ -42,6 +43,14 @@ export function daemonOptions(y: Argv): Argv {
       describe: describeOption(spec),
     })
   }
+  // websockify's flags are understood (docs/cli.md#migrating-from-websockify) but not advertised.
+  for (const spec of WEBSOCKIFY_FLAGS) {
+    y.option(spec.flag, {
+      type: spec.takesValue ? 'string' : 'boolean',
+      hidden: true,
+      ...(spec.short === undefined ? {} : { alias: spec.short }),
+    })
+  }
   return y
 }
 
@@ -51,11 +60,15 @@ function describeOption(spec: OptionSpec): string {
   return `${spec.describe}${choices} Default: ${describeDefault(spec)}.`
 }
 
-/** Reads `--config` (if any) and the option flags into the input of `resolveConfig`. */
+/**
+ * Reads `--config` (if any), the option flags and websockify's flags into the input of `resolveConfig`.
+ * `commandWords`: how many words of `args._` name the subcommand (1 for `demo`, 0 for the daemon).
+ */
 export async function configInput(
   args: Args,
   listen: unknown,
   target: unknown,
+  commandWords = 0,
 ): Promise<ResolveInput> {
   let file: ConfigFile | undefined
   if (args['config'] !== undefined) {
@@ -71,12 +84,19 @@ export async function configInput(
     if (value === undefined) continue
     flags[spec.key] = Array.isArray(value) && spec.kind !== 'list' ? value.at(-1) : value
   }
+  const websockify = applyWebsockifyFlags(args, flags, {
+    listen: typeof listen === 'string' ? listen : undefined,
+    target: typeof target === 'string' ? target : undefined,
+    // Words after `--` land in `_` (after the subcommand's name, if any): websockify's wrapped program.
+    wrapped: args._.length > commandWords,
+  })
   return {
     file: file?.values,
     fileName: file?.fileName,
-    flags,
-    listen: typeof listen === 'string' ? listen : undefined,
-    target: typeof target === 'string' ? target : undefined,
+    flags: websockify.flags,
+    listen: websockify.listen,
+    target: websockify.target,
+    requireTls: websockify.requireTls,
   }
 }
 
@@ -114,6 +134,9 @@ export function listeningFields(
     tls: config.tlsCert === undefined ? undefined : true,
     admin: admin === undefined ? undefined : formatAddress(admin.address()),
     web: config.webRoot,
+    record: config.record,
+    // Shown when it is not the default, so that `-v` (websockify) or a file's logLevel is visible.
+    logLevel: config.logLevel === 'info' ? undefined : config.logLevel,
   }
 }
 

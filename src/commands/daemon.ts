@@ -7,6 +7,7 @@
  */
 import cluster from 'node:cluster'
 import { resolveConfig, type Config } from '../config/options.js'
+import { ConfigError } from '../errors.js'
 import { createAccessFromConfig, createAccessState } from '../auth/from-config.js'
 import { createLogger, logRejection, resolveNodeId, type Logger } from '../log.js'
 import { createTunnelServer, type TunnelServer } from '../gateway/server.js'
@@ -27,6 +28,7 @@ import {
   positional,
   readAdminToken,
 } from './daemon-config.js'
+import { watchIdle } from './idle-exit.js'
 import { runPrimary } from './primary.js'
 import { watchHangup, watchIgnoredSignals, watchStopSignals } from './signals.js'
 
@@ -63,6 +65,11 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   const adminAt = adminAddress(config.admin)
   const adminToken = await readAdminToken(config, adminAt !== undefined)
   const count = workerCount(config)
+  if (count > 1 && config.idleExitMs > 0) {
+    throw new ConfigError(
+      '--idle-exit (websockify --idle-timeout) needs a single process: drop --workers',
+    )
+  }
   if (count > 1 && cluster.isPrimary) return runPrimary(config, count, adminAt, adminToken)
   const worker = workerContext()
   const node = resolveNodeId(config.nodeId)
@@ -110,8 +117,13 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
     configReloaded: (ok) => metrics?.configReloaded(ok),
   })
   let admin: AdminServer | undefined
+  for (const warning of config.warnings ?? []) logger.warn(warning)
   const stop = watchStopSignals(logger)
   const ignored = watchIgnoredSignals(logger)
+  const idleWatch =
+    config.idleExitMs > 0
+      ? watchIdle(config.idleExitMs, () => server.stats().tunnels + server.stats().dialing)
+      : undefined
   // Workers reload when the primary forwards its SIGHUP, and the primary logs the outcome.
   const hangup =
     worker === undefined
@@ -140,9 +152,17 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
       hooks.afterListen?.(server, logger)
     }
     // A worker drains when the primary asks (over IPC) or on its own signal (a terminal's Ctrl-C).
-    const signal = await (worker === undefined
-      ? stop.signalled
-      : Promise.race([stop.signalled, worker.drainRequested.then(() => 'primary' as const)]))
+    const idle = idleWatch?.idle.then(function daemonOnIdle() {
+      logger.info('idle: no tunnel open; exiting (--idle-exit)', {
+        idleSeconds: config.idleExitMs / 1000,
+      })
+      return 'idle' as const
+    })
+    const signal = await Promise.race([
+      stop.signalled,
+      ...(worker === undefined ? [] : [worker.drainRequested.then(() => 'primary' as const)]),
+      ...(idle === undefined ? [] : [idle]),
+    ])
     // close() stops accepting before it returns, so "draining" is only logged once new connections fail.
     // The admin listener stays up meanwhile: /readyz answers 503 so load balancers move away.
     const { drainTimeoutMs } = reloader.current()
@@ -157,6 +177,7 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
     return EXIT_OK
   } finally {
     worker?.dispose()
+    idleWatch?.dispose()
     stop.dispose()
     ignored()
     hangup?.()

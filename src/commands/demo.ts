@@ -20,7 +20,7 @@ export const demoCommand: CommandSpec = {
 }
 
 async function runDemo(args: Args): Promise<number> {
-  const input = await configInput(args, args['LISTEN'], undefined)
+  const input = await configInput(args, args['LISTEN'], undefined, 1)
   // The demo brings its own target: a config file's `target` is ignored.
   const resolved = resolveOptions(input)
   const { options } = resolved

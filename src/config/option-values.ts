@@ -15,6 +15,7 @@ export type OptionKind =
   | 'boolean'
   | 'string'
   | 'path'
+  | 'prefix' // a path, absolute once parsed, whose trailing `/` (a directory) is kept
   | 'mode' // octal permission bits, e.g. 600 or 0660
   | 'list' // a repeatable string: the flag may be given several times, the file key holds a list
   | { choices: readonly string[] }
@@ -66,6 +67,11 @@ export function parseOptionValue(kind: OptionKind, value: unknown, cwd?: string)
       return parseString(value)
     case 'path':
       return resolvePath(cwd ?? process.cwd(), parseString(value, 'a path (a non-empty string)'))
+    case 'prefix': {
+      const text = parseString(value, 'a path (a non-empty string)')
+      const path = resolvePath(cwd ?? process.cwd(), text)
+      return /[/\\]$/.test(text) && !/[/\\]$/.test(path) ? `${path}/` : path
+    }
     case 'list':
       return parseList(value)
   }

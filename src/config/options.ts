@@ -36,7 +36,10 @@ export interface Config {
   readonly refuseWith: RefuseWith
   readonly connectTimeoutMs: number
   readonly heartbeatMs: number
+  /** Per-tunnel idle close (`tunnelIdleTimeout`; the config key `idleTimeout` of Gangway 0.1). */
   readonly idleTimeoutMs: number
+  /** websockify `--idle-timeout`: the daemon exits after this long with no tunnel open; 0 = never. */
+  readonly idleExitMs: number
   readonly drainTimeoutMs: number
   readonly handshakeTimeoutMs: number
   readonly maxMessageBytes: number
@@ -73,8 +76,11 @@ export interface Config {
   /** Redis shared by several nodes: revocations, per-token limits, single-use JWT ids (docs/operations.md). */
   readonly stateRedis: string | undefined
   readonly statePrefix: string
-  /** Directory for session recordings (one file per tunnel); off when undefined. */
-  readonly recordDir: string | undefined
+  /**
+   * Session recordings (one file per tunnel): websockify's file prefix (`PREFIX.<time>-conn<id>.jsonl`), or
+   * with a trailing `/` a directory; off when undefined.
+   */
+  readonly record: string | undefined
   /** Worker processes sharing the listener; 0 = one per CPU core. */
   readonly workers: number
   /** This node's name on every log line (default: the host name; see `resolveNodeId`). */
@@ -104,12 +110,14 @@ export interface Config {
   readonly tokenRedis: string | undefined
   readonly tokenRedisPrefix: string | undefined
   readonly tokenFile: string | undefined
+  /** Deprecations met while reading the config (a renamed key), for the daemon to log at startup. */
+  readonly warnings?: readonly string[]
 }
 
 /** `Config` fields set by options (everything but the positionals). */
 export type OptionField = Exclude<
   keyof Config,
-  'listen' | 'target' | 'routes' | 'jwtSecretEncoding'
+  'listen' | 'target' | 'routes' | 'jwtSecretEncoding' | 'warnings'
 >
 
 export interface OptionSpec {
@@ -252,13 +260,13 @@ export const OPTIONS: readonly OptionSpec[] = [
       'Also take the token from the Host header, up to its port (websockify --host-token: one subdomain per session).',
   },
   {
-    key: 'idleTimeout',
-    field: 'idleTimeoutMs',
-    flag: 'idle-timeout',
+    key: 'idleExit',
+    field: 'idleExitMs',
+    flag: 'idle-exit',
     kind: 'seconds',
     default: 0,
     describe:
-      'Close a tunnel with 4408 after this many seconds without payload in either direction. 0 = off.',
+      'Exit (code 0) after this many seconds with no tunnel open, counted from startup (websockify --idle-timeout, which is accepted too). 0 = never.',
   },
   {
     key: 'jwksUrl',
@@ -406,12 +414,12 @@ export const OPTIONS: readonly OptionSpec[] = [
   },
   {
     key: 'record',
-    field: 'recordDir',
+    field: 'record',
     flag: 'record',
-    kind: 'path',
+    kind: 'prefix',
     default: undefined,
     describe:
-      'Record every tunnel’s payload, with times and directions, to one file per tunnel in this directory (see gangway replay). Off by default; never records tokens.',
+      'Record every tunnel’s payload, with times and directions, to one file per tunnel: PREFIX.<time>-conn<id>.jsonl (websockify’s file prefix), or into a directory when it ends in / (see gangway replay). Off by default; never records tokens.',
   },
   {
     key: 'refuseWith',
@@ -606,6 +614,15 @@ export const OPTIONS: readonly OptionSpec[] = [
       'The one header a trusted proxy (trustProxy) names the client in, read from its right end: X-Forwarded-For, Forwarded (RFC 7239) or another list of addresses (X-Real-IP).',
   },
   {
+    key: 'tunnelIdleTimeout',
+    field: 'idleTimeoutMs',
+    flag: 'tunnel-idle-timeout',
+    kind: 'seconds',
+    default: 0,
+    describe:
+      'Close a tunnel with 4408 after this many seconds without payload in either direction. 0 = off. (The config key idleTimeout of Gangway 0.1.)',
+  },
+  {
     key: 'web',
     field: 'webRoot',
     flag: 'web',
@@ -632,6 +649,7 @@ export const DEFAULTS = {
   connectTimeoutMs: 10_000,
   heartbeatMs: 30_000,
   idleTimeoutMs: 0,
+  idleExitMs: 0,
   drainTimeoutMs: 10_000,
   handshakeTimeoutMs: 10_000,
   maxMessageBytes: 4 * 1024 * 1024,
@@ -657,7 +675,7 @@ export const DEFAULTS = {
   targetProxyProtocol: 'off',
   stateRedis: undefined,
   statePrefix: 'gangway:',
-  recordDir: undefined,
+  record: undefined,
   workers: 1,
   nodeId: undefined,
   logLevel: 'info',
@@ -703,16 +721,25 @@ export interface ResolveInput {
   target?: string
   /** Directory relative paths resolve against (default: `process.cwd()`). */
   cwd?: string
+  /** websockify `--ssl-only`: refuse a config that does not serve TLS. */
+  requireTls?: boolean
 }
 
 /** Everything but the positionals, which may still be missing (the demo supplies its own target). */
 export interface ResolvedOptions {
   readonly options: Omit<Config, 'listen' | 'target'>
+  /** Deprecated spellings met in the file, one line each. */
+  readonly warnings: readonly string[]
   readonly listen: ListenAddress | undefined
   readonly target: Target | undefined
 }
 
 const FILE_ADDRESS_KEYS = ['listen', 'target', 'routes'] as const
+/**
+ * Config-file keys renamed since 0.1, kept so that old files still start. `idleTimeout` was the per-tunnel
+ * idle close; the flag `--idle-timeout` now has websockify's meaning (the daemon exits when idle).
+ */
+const RENAMED_KEYS: Readonly<Record<string, string>> = { idleTimeout: 'tunnelIdleTimeout' }
 const OPTIONS_BY_KEY = new Map(OPTIONS.map((spec) => [spec.key, spec]))
 
 /**
@@ -722,8 +749,10 @@ const OPTIONS_BY_KEY = new Map(OPTIONS.map((spec) => [spec.key, spec]))
  */
 export function resolveOptions(input: ResolveInput): ResolvedOptions {
   const cwd = input.cwd ?? process.cwd()
-  const file = input.file ?? {}
+  const fileIn = input.file ?? {}
   const inFile = `config ${input.fileName ?? '(file)'}`
+  const warnings: string[] = []
+  const file = renameKeys(fileIn, inFile, warnings)
   for (const key of Object.keys(file)) {
     if (OPTIONS_BY_KEY.has(key) || (FILE_ADDRESS_KEYS as readonly string[]).includes(key)) continue
     const kebab = OPTIONS.find((spec) => spec.flag === key)
@@ -748,6 +777,11 @@ export function resolveOptions(input: ResolveInput): ResolvedOptions {
     }
   }
   Object.assign(options, applyTokenPlugin(options, cwd))
+  if (input.requireTls === true && options['tlsCert'] === undefined) {
+    throw new ConfigError(
+      '--ssl-only needs --cert (with a certificate Gangway serves wss: only, so plain ws: is refused as websockify --ssl-only does)',
+    )
+  }
   // File addresses are validated even when a positional overrides them, like every other file value.
   const fileListen = fileAddress(file, 'listen', inFile)
   const fileTarget = fileAddress(file, 'target', inFile)
@@ -761,7 +795,9 @@ export function resolveOptions(input: ResolveInput): ResolvedOptions {
       : parseTarget(fileTarget, { label: `${inFile}: target`, cwd })
   const listen = input.listen === undefined ? listenInFile : parseListen(input.listen, { cwd })
   const target = input.target === undefined ? targetInFile : parseTarget(input.target, { cwd })
+  if (warnings.length > 0) options['warnings'] = Object.freeze(warnings)
   return Object.freeze({
+    warnings: Object.freeze(warnings),
     options: Object.freeze(options) as unknown as Omit<Config, 'listen' | 'target'>,
     listen: listen && Object.freeze(listen),
     target: target && Object.freeze(target),
@@ -806,6 +842,24 @@ export function resolveConfig(input: ResolveInput): Config {
     )
   }
   return Object.freeze({ listen, target, ...options })
+}
+
+/** The file's keys with renamed ones (`RENAMED_KEYS`) under their new name, and a warning for each. */
+function renameKeys(
+  file: Record<string, unknown>,
+  inFile: string,
+  warnings: string[],
+): Record<string, unknown> {
+  const out = { ...file }
+  for (const [old, now] of Object.entries(RENAMED_KEYS)) {
+    if (!(old in out)) continue
+    if (now in out)
+      throw new ConfigError(`${inFile}: ${old} and ${now} are the same option: keep ${now}`)
+    out[now] = out[old]
+    delete out[old]
+    warnings.push(`${inFile}: ${old} is now called ${now} (the per-tunnel idle close); rename it`)
+  }
+  return out
 }
 
 function withPrefix(prefix: string, kind: OptionKind, value: unknown, cwd: string): OptionValue {

@@ -110,8 +110,8 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
 
   function recordingFor(id: number, client: string, targetText: string): Recorder | undefined {
     const live = options.config()
-    if (live.recordDir === undefined) return undefined
-    return startRecording(live.recordDir, { conn: id, client, target: targetText }, (err) =>
+    if (live.record === undefined) return undefined
+    return startRecording(live.record, { conn: id, client, target: targetText }, (err) =>
       logger.error('recording failed; the tunnel goes on unrecorded', {
         conn: id,
         error: err.message,

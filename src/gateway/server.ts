@@ -26,7 +26,7 @@ import {
   type ProxiedSocket,
 } from './client-address.js'
 import { encodeProxyHeader, unmap } from './proxy-protocol.js'
-import { prepareRecordingDir } from '../relay/record.js'
+import { prepareRecording } from '../relay/record.js'
 import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
 import { createListener } from './listener.js'
 import { createTunnelRegistry, type RouteTotals, type TunnelInfo } from './registry.js'
@@ -203,13 +203,9 @@ export function createTunnelServer(
   }
 
   async function listen(): Promise<void> {
-    if (config.recordDir !== undefined) {
-      await prepareRecordingDir(config.recordDir).catch((err: NodeJS.ErrnoException) => {
-        throw new GangwayError(
-          'ERR_LISTEN',
-          `cannot create the --record directory ${config.recordDir}: ${err.code ?? err.message}`,
-          { cause: err },
-        )
+    if (config.record !== undefined) {
+      await prepareRecording(config.record).catch((err: Error) => {
+        throw new GangwayError('ERR_LISTEN', `--record: ${err.message}`, { cause: err })
       })
     }
     await listener.listen()

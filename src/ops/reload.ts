@@ -16,7 +16,7 @@ import type { Access, Admission, Refusal } from '../auth/access.js'
 import { createAccessFromConfig, type AccessState } from '../auth/from-config.js'
 import { OPTIONS, type Config } from '../config/options.js'
 import type { Logger } from '../log.js'
-import { prepareRecordingDir } from '../relay/record.js'
+import { prepareRecording } from '../relay/record.js'
 import { clientResolverFor, type TunnelServer } from '../gateway/server.js'
 import type { SharedState } from '../state/redis-state.js'
 import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
@@ -30,6 +30,7 @@ export const RESTART_ONLY = [
   'listen',
   'listenMode',
   'workers',
+  'idleExitMs',
   'admin',
   'adminTokenFile',
   'tlsCert',
@@ -128,9 +129,9 @@ export function createReloader(options: ReloaderOptions): Reloader {
       }
       next = Object.freeze(pinned) as unknown as Config
       clientResolverFor(next) // throws on a bad --trust-proxy list or header, before anything changes
-      if (next.recordDir !== undefined && next.recordDir !== config.recordDir) {
-        await prepareRecordingDir(next.recordDir).catch((err: NodeJS.ErrnoException) => {
-          throw new Error(`record: cannot create ${next.recordDir}: ${err.code ?? err.message}`)
+      if (next.record !== undefined && next.record !== config.record) {
+        await prepareRecording(next.record).catch((err: Error) => {
+          throw new Error(`record: ${err.message}`)
         })
       }
       const tls = tlsSettings(next)

@@ -154,7 +154,7 @@ describe('SIGHUP reloads the --config file', () => {
     const a = await echoPort()
     const { proc, file, listening, url } = await start(
       routesYaml({ a: [TOKEN_A, a] }) + 'listen: 127.0.0.1:1\nidleTimeout: 7\n',
-      ['--idle-timeout', '3'],
+      ['--tunnel-idle-timeout', '3'],
     )
     await writeFile(
       file,

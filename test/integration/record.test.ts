@@ -22,7 +22,8 @@ async function recordedSession(dir: string) {
   d.add(() => target.close())
   const logger = memoryLogger()
   const recordDir = join(dir, 'rec')
-  const server = await startTunnel(d, tcpTarget(target.port), { recordDir }, logger)
+  // A trailing / makes it a directory (created); without it, it would be a file prefix.
+  const server = await startTunnel(d, tcpTarget(target.port), { record: `${recordDir}/` }, logger)
   // A token in the URL and in a header: neither may reach the recording.
   const ws = new WebSocket(`${server.url()}?token=SECRET-IN-URL`, {
     headers: { Authorization: 'Bearer SECRET-IN-HEADER' },

@@ -133,7 +133,7 @@ describe('no token anywhere', () => {
         logLevel: 'debug',
         admin: '127.0.0.1:0',
         adminTokenFile: join(dir, 'admin.token'),
-        record: recordDir,
+        record: `${recordDir}/`,
         routes: { lab: { target, tokens: [tokens.route] } },
         tokenFile: join(dir, 'tokens.conf'),
         jwtKey: join(dir, 'jwt.key'),

@@ -237,7 +237,8 @@ describe('resolveConfig', () => {
         handshakeTimeout: '3',
         heartbeat: '0',
         highWaterMark: '64KiB',
-        idleTimeout: '60',
+        tunnelIdleTimeout: '60',
+        idleExit: '30',
         listenMode: '0660',
         logFormat: 'json',
         logLevel: 'warn',
@@ -257,6 +258,7 @@ describe('resolveConfig', () => {
       heartbeatMs: 0,
       highWaterMarkBytes: 65536,
       idleTimeoutMs: 60_000,
+      idleExitMs: 30_000,
       listenMode: 0o660,
       logFormat: 'json',
       logLevel: 'warn',
@@ -267,6 +269,24 @@ describe('resolveConfig', () => {
       textPolicy: 'reject',
       webRoot: '/srv/public',
     })
+  })
+
+  it("reads a 0.1 file's idleTimeout as tunnelIdleTimeout, with a warning; both keys is an error", () => {
+    const old = resolveConfig({ ...base, file: { idleTimeout: 600 }, fileName: 'g.yaml' })
+    expect(old).toMatchObject({ idleTimeoutMs: 600_000, idleExitMs: 0 })
+    expect(old.warnings).toEqual([
+      'config g.yaml: idleTimeout is now called tunnelIdleTimeout (the per-tunnel idle close); rename it',
+    ])
+    expect(resolveConfig({ ...base, flags: { tunnelIdleTimeout: '5' } }).warnings).toBeUndefined()
+    expect(() =>
+      resolveConfig({
+        ...base,
+        file: { idleTimeout: 1, tunnelIdleTimeout: 2 },
+        fileName: 'g.yaml',
+      }),
+    ).toThrow(
+      'config g.yaml: idleTimeout and tunnelIdleTimeout are the same option: keep tunnelIdleTimeout',
+    )
   })
 
   it('layers defaults < file < flags, and file listen/target < positionals', () => {
