@@ -53,20 +53,33 @@ export interface ConnectOptions {
   highWaterMark?: number
   /** Milliseconds until the TCP connection must be open (default 15000; 0 = none). */
   connectTimeout?: number
+  /** Milliseconds `close()` / `writer.close()` may take to send what was accepted (default 30000; 0 = none). */
+  closeTimeout?: number
   signal?: AbortSignal
   /** The WebSocket class (default `globalThis.WebSocket`; in Node 20 pass `ws`'s). */
   WebSocket?: WebSocketConstructor
 }
 
+/** How a tunnel ended cleanly: the close code and reason of the daemon's (or our) close frame. */
+export interface CloseInfo {
+  readonly code: number
+  readonly reason: string
+}
+
 export interface TunnelSocket {
   readonly readable: ReadableStream<Uint8Array>
-  readonly writable: WritableStream<Uint8Array>
+  /** Takes any BufferSource (copied); anything else rejects that write with a TypeError. */
+  readonly writable: WritableStream<BinaryChunk>
   /** Resolves when the TCP connection is up; rejects with a `TunnelError`. */
   readonly opened: Promise<SocketInfo>
-  /** Resolves on a clean end, rejects with a `TunnelError`. */
-  readonly closed: Promise<void>
-  /** Closes both directions at once; resolves when done (never rejects: see `closed` for the cause). */
-  close(): Promise<void>
+  /** Resolves on a clean end with the WebSocket close code and reason; rejects with a `TunnelError`. */
+  readonly closed: Promise<CloseInfo>
+  /**
+   * Sends every byte already accepted (within `closeTimeout`), then closes both directions with the given
+   * WebSocket close `code` (default 1000) and `reason` (both reach the daemon's log). Later writes reject.
+   * Resolves when done, never rejects: `closed` says how it ended.
+   */
+  close(code?: number, reason?: string): Promise<void>
 }
 
 /** Largest coalesced message; writes at least this big are sent as they are. */
@@ -75,6 +88,15 @@ const COALESCE_BYTES = 65_536
 export const noop = (): void => {}
 
 const settle = <T>(p: Promise<T>): Promise<T> => (p.catch(noop), p)
+
+/** What the writable takes: any BufferSource, including views of a Node Buffer's pool. */
+export type BinaryChunk = ArrayBuffer | ArrayBufferView
+
+const isBinary = (chunk: unknown): chunk is BinaryChunk =>
+  chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)
+
+const notBinary = (): TypeError =>
+  new TypeError('write() takes an ArrayBuffer, a TypedArray or a DataView')
 
 /** Opens a TCP connection through the daemon at `options.url`. Writes before `opened` are queued. */
 export function connect(address: Address, options: ConnectOptions): TunnelSocket {
@@ -89,9 +111,11 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   }
   let ws: WebSocketLike | undefined
   let v1 = false
-  let done = false
+  let done = false // no more bytes either way: ended cleanly, or failed (then `error` says why)
+  let ended = false // our writing is over (close(), writer.close(), the target's eof): later writes reject
   let error: TunnelError | undefined
-  let wrote = false // our eof is sent (or the raw WebSocket closed)
+  let closing: Promise<void> | undefined
+  let eof: Promise<void> | undefined
   let queue: Uint8Array[] = []
   let queued = 0
   let flushTimer: ReturnType<typeof setTimeout> | undefined
@@ -101,12 +125,12 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   let rc!: ReadableStreamDefaultController<Uint8Array>
   let resolveOpened!: (info: SocketInfo) => void
   let rejectOpened!: (err: TunnelError) => void
-  let resolveClosed!: () => void
+  let resolveClosed!: (info: CloseInfo) => void
   let rejectClosed!: (err: TunnelError) => void
   const opened = settle(
     new Promise<SocketInfo>((y, n) => ((resolveOpened = y), (rejectOpened = n))),
   )
-  const closed = settle(new Promise<void>((y, n) => ((resolveClosed = y), (rejectClosed = n))))
+  const closed = settle(new Promise<CloseInfo>((y, n) => ((resolveClosed = y), (rejectClosed = n))))
   const timeout = options.connectTimeout ?? 15_000
   const timer = timeout ? setTimeout(() => fail('TIMEOUT'), timeout) : undefined
   const signal = options.signal
@@ -114,23 +138,43 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   signal?.addEventListener('abort', onAbort)
 
   const readable = new ReadableStream<Uint8Array>(
-    { start: (c) => void (rc = c), pull: grant, cancel: () => void finish() },
+    { start: (c) => void (rc = c), pull: grant, cancel: () => close() },
     { highWaterMark: hwm, size: (chunk) => chunk.byteLength },
   )
-  const writable = new WritableStream<Uint8Array>({
+  const writable = new WritableStream<BinaryChunk>({
+    start(c) {
+      // Fires at once, even while a write waits for room (the stream's own abort() would wait for it).
+      // (Node's type definitions lack the controller's `signal`; every runtime the core supports has it.)
+      const { signal } = c as WritableStreamDefaultController & { signal: AbortSignal }
+      signal.addEventListener('abort', () => fail('ABORTED', 0, String(signal.reason)))
+    },
     async write(chunk) {
+      if (!isBinary(chunk)) throw notBinary()
       if (error) throw error
-      if (wrote) throw new TunnelError('ABORTED', 0, 'write after end')
-      queue.push(chunk.slice())
-      queued += chunk.byteLength
+      if (ended) throw new TunnelError('CLOSED', 0, 'write after close')
+      // A copy: the caller may reuse its buffer once the write resolves.
+      const bytes = new Uint8Array(
+        'buffer' in chunk ? chunk.buffer : chunk,
+        (chunk as ArrayBufferView).byteOffset,
+        chunk.byteLength,
+      ).slice()
+      queue.push(bytes)
+      queued += bytes.byteLength
       if (queued >= COALESCE_BYTES) flush()
       else flushTimer ??= setTimeout(flush, 0)
       // Send backpressure: hold the write while more than the high-water mark waits to go out.
       await waitWhile(() => queued + (ws?.bufferedAmount ?? 0) > hwm)
     },
     close: () => endWrite(),
-    abort: () => void finish(),
   })
+  // A chunk that is not bytes rejects its own write and leaves the stream usable (a sink error would not).
+  const getWriter = writable.getWriter.bind(writable)
+  writable.getWriter = () => {
+    const writer = getWriter()
+    const write = writer.write.bind(writer)
+    writer.write = (chunk) => (isBinary(chunk) ? write(chunk) : Promise.reject(notBinary()))
+    return writer
+  }
 
   if (signal?.aborted) onAbort()
   else void start()
@@ -159,10 +203,14 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     ws.onerror = noop
   }
 
-  /** Polls (1 → 16 ms) while `busy()`: a WebSocket has no drain event. */
+  /**
+   * Polls (1 → 16 ms) while `busy()`: a WebSocket has no drain event. Rejects if the tunnel fails; resolves
+   * if it ended cleanly (every accepted byte was sent before the close frame).
+   */
   async function waitWhile(busy: () => boolean): Promise<void> {
     for (let delay = 1; busy(); delay = Math.min(delay * 2, 16)) {
-      if (done) throw error ?? new TunnelError('ABORTED')
+      if (error) throw error
+      if (done) return
       await new Promise((r) => setTimeout(r, delay))
     }
   }
@@ -198,7 +246,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
         const { type: _, bytes: __, ...info } = m
         opening({ ...info, protocol: SUBPROTOCOL_V1 })
       } else if (m.type == 'eof') {
-        close(rc)
+        closeStream(rc)
         // Our end follows; if the tunnel closes before our queued bytes are out, `closed` tells the caller.
         if (!options.allowHalfOpen) endWrite().catch(noop)
       }
@@ -213,8 +261,18 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   }
 
   function onClose({ code, reason }: { code: number; reason: string }): void {
-    if (code == 1000 || code == 1005) void finish()
-    else fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
+    if (done) {
+      // Our close: the daemon answered it (every byte we sent is with the target), or the line dropped.
+      if (error) return
+      if (code == 1006) rejectClosed((error = new TunnelError('NETWORK', code, reason)))
+      else resolveClosed({ code, reason })
+    } else if (code != 1000 && code != 1005) fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
+    // A clean close by the daemon (raw mode: the target's FIN) while bytes still wait here: they are lost.
+    else if (queued) fail('CLOSED', code, `${queued} bytes not sent`)
+    else {
+      resolveClosed({ code, reason })
+      finish()
+    }
   }
 
   /** Receive credit: keep (window left at the daemon) + (bytes queued here) within the high-water mark. */
@@ -244,15 +302,37 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     ws.send(n < message.byteLength ? message.subarray(0, n) : message)
   }
 
+  /** Sends every accepted byte (waiting for open and credit), within `closeTimeout`. */
+  async function drain(): Promise<void> {
+    ended = true
+    if (!queued) return
+    const limit = options.closeTimeout ?? 30_000
+    const t = limit ? setTimeout(() => fail('TIMEOUT', 0, `${queued} bytes not sent`), limit) : 0
+    try {
+      await opened
+      flush()
+      await waitWhile(() => queued > 0)
+    } finally {
+      clearTimeout(t)
+    }
+  }
+
   /** Our side is done writing: `eof` in v1, a close in raw mode (which cannot half-close). */
-  async function endWrite(): Promise<void> {
-    if (wrote) return
-    await opened
-    flush()
-    await waitWhile(() => queued > 0)
-    wrote = true
-    if (v1) ws!.send('{"type":"eof"}')
-    else void finish()
+  function endWrite(): Promise<void> {
+    return (eof ??= drain().then(() => {
+      if (done) return
+      if (v1) ws!.send('{"type":"eof"}')
+      else finish()
+    }))
+  }
+
+  /** Both directions: sends what was accepted, then closes the WebSocket with `code` and `reason`. */
+  function close(code?: number, reason?: string): Promise<void> {
+    closing ??= drain().then(
+      () => finish(code, reason),
+      noop, // failed: `closed` says why
+    )
+    return closed.then(noop, noop)
   }
 
   function fail(code: TunnelErrorCode, closeCode = 0, reason = ''): void {
@@ -265,27 +345,30 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     }
     rejectOpened(error)
     rejectClosed(error)
-    void finish()
+    finish(1000, code) // our failure: the daemon logs its code as the close reason
   }
 
-  function finish(): Promise<void> {
-    if (!done) {
-      done = true
-      clearTimeout(timer)
-      clearTimeout(flushTimer)
-      signal?.removeEventListener('abort', onAbort)
-      rejectOpened(new TunnelError('ABORTED', 0, 'closed before open'))
-      close(rc)
-      if (ws && ws.readyState < 2) ws.close(1000)
-      resolveClosed()
+  /** The one teardown path. `closed` settles here, or on the daemon's answer to our close frame. */
+  function finish(code = 1000, reason = ''): void {
+    if (done) return
+    done = true
+    ended = true
+    clearTimeout(timer)
+    clearTimeout(flushTimer)
+    signal?.removeEventListener('abort', onAbort)
+    rejectOpened(new TunnelError('ABORTED', 0, 'closed before open'))
+    closeStream(rc)
+    if (ws?.readyState == 1) ws.close(code, reason)
+    else {
+      ws?.close()
+      resolveClosed({ code, reason })
     }
-    return closed.catch(noop)
   }
 
-  return { readable, writable, opened, closed, close: finish }
+  return { readable, writable, opened, closed, close }
 }
 
-function close(c: ReadableStreamDefaultController): void {
+function closeStream(c: ReadableStreamDefaultController): void {
   try {
     c.close()
   } catch {

@@ -11,6 +11,8 @@ export { CLOSE_CODES, TunnelError, type TunnelErrorCode } from './tunnel-error.j
 export {
   connect,
   type Address,
+  type BinaryChunk,
+  type CloseInfo,
   type ConnectOptions,
   type SocketInfo,
   type TunnelSocket,

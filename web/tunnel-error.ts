@@ -24,6 +24,7 @@ export type TunnelErrorCode =
   | 'TARGET_UNREACHABLE'
   | 'TARGET_TIMEOUT'
   | 'ABORTED'
+  | 'CLOSED'
   | 'TIMEOUT'
   | 'OVERFLOW'
   | 'UNKNOWN'

@@ -2,7 +2,14 @@
  * @module gangway/tunnel-websocket
  * `TunnelWebSocket`: the WebSocket-shaped facade over `connect()`, for code that takes a WebSocket.
  */
-import { connect, noop, type Address, type ConnectOptions, type TunnelSocket } from './connect.js'
+import {
+  connect,
+  noop,
+  type Address,
+  type BinaryChunk,
+  type ConnectOptions,
+  type TunnelSocket,
+} from './connect.js'
 import type { TunnelError } from './tunnel-error.js'
 
 type Listener = ((event: Event) => void) | null
@@ -27,8 +34,9 @@ export class TunnelWebSocket extends EventTarget {
   onclose: Listener = null
   onerror: Listener = null
   private pending = 0
+  private last: Promise<unknown> = Promise.resolve()
   private readonly socket: TunnelSocket
-  private readonly writer: WritableStreamDefaultWriter<Uint8Array>
+  private readonly writer: WritableStreamDefaultWriter<BinaryChunk>
 
   constructor(address: Address, options: ConnectOptions) {
     super()
@@ -52,7 +60,7 @@ export class TunnelWebSocket extends EventTarget {
       // A failed tunnel rejects the pending read: `error` and `close` report it, nothing else may.
       .catch(noop)
     socket.closed.then(
-      () => this.ended(1000, '', true),
+      ({ code, reason }) => this.ended(code, reason, true),
       (err: TunnelError) => {
         this.fire('error', { error: err })
         this.ended(err.closeCode || 1006, err.reason, false, err)
@@ -75,13 +83,16 @@ export class TunnelWebSocket extends EventTarget {
           ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice()
           : new Uint8Array(data.slice(0))
     this.pending += bytes.byteLength
-    this.writer.write(bytes).then(() => (this.pending -= bytes.byteLength), noop)
+    this.last = this.writer.write(bytes).then(() => (this.pending -= bytes.byteLength), noop)
   }
 
-  close(): void {
+  /** As a WebSocket's: what `send()` was given is still delivered, then the tunnel closes. */
+  close(code?: number, reason?: string): void {
+    if (code != null && code != 1000 && (code < 3000 || code > 4999))
+      throw new DOMException(`close code ${code}`, 'InvalidAccessError')
     if (this.readyState > 1) return
     this.readyState = 2
-    void this.socket.close()
+    void this.last.then(() => this.socket.close(code, reason))
   }
 
   private ended(code: number, reason: string, wasClean: boolean, error?: TunnelError): void {
