@@ -114,6 +114,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   let done = false // no more bytes either way: ended cleanly, or failed (then `error` says why)
   let ended = false // our writing is over (close(), writer.close(), the target's eof): later writes reject
   let error: TunnelError | undefined
+  let sent: number | undefined // the code of our close frame
   let closing: Promise<void> | undefined
   let eof: Promise<void> | undefined
   let queue: Uint8Array[] = []
@@ -172,7 +173,11 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   writable.getWriter = () => {
     const writer = getWriter()
     const write = writer.write.bind(writer)
-    writer.write = (chunk) => (isBinary(chunk) ? write(chunk) : Promise.reject(notBinary()))
+    // async: whatever the stream throws (Node 20 asserts on a second write after close()) rejects instead.
+    writer.write = async (chunk) => {
+      if (!isBinary(chunk)) throw notBinary()
+      return write(chunk)
+    }
     return writer
   }
 
@@ -261,12 +266,9 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   }
 
   function onClose({ code, reason }: { code: number; reason: string }): void {
-    if (done) {
-      // Our close: the daemon answered it (every byte we sent is with the target), or the line dropped.
-      if (error) return
-      if (code == 1006) rejectClosed((error = new TunnelError('NETWORK', code, reason)))
-      else resolveClosed({ code, reason })
-    } else if (code != 1000 && code != 1005) fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
+    // The daemon answered our close frame (echoing its code): every byte we sent is with the target.
+    if (code == sent) resolveClosed({ code, reason })
+    else if (code != 1000 && code != 1005) fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
     // A clean close by the daemon (raw mode: the target's FIN) while bytes still wait here: they are lost.
     else if (queued) fail('CLOSED', code, `${queued} bytes not sent`)
     else {
@@ -319,7 +321,8 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
 
   /** Our side is done writing: `eof` in v1, a close in raw mode (which cannot half-close). */
   function endWrite(): Promise<void> {
-    return (eof ??= drain().then(() => {
+    return (eof ??= drain().then(async () => {
+      await opened
       if (done) return
       if (v1) ws!.send('{"type":"eof"}')
       else finish()
@@ -336,7 +339,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   }
 
   function fail(code: TunnelErrorCode, closeCode = 0, reason = ''): void {
-    if (done) return
+    if (error) return
     error = new TunnelError(code, closeCode, reason)
     try {
       rc.error(error)
@@ -358,8 +361,9 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     signal?.removeEventListener('abort', onAbort)
     rejectOpened(new TunnelError('ABORTED', 0, 'closed before open'))
     closeStream(rc)
-    if (ws?.readyState == 1) ws.close(code, reason)
-    else {
+    if (ws?.readyState == 1) ws.close((sent = code), reason)
+    // Closing: the daemon's close frame is in, and onClose settles `closed` with its code.
+    else if ((ws?.readyState ?? 0) < 2) {
       ws?.close()
       resolveClosed({ code, reason })
     }
