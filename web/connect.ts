@@ -75,11 +75,16 @@ export interface TunnelSocket {
   /** Resolves on a clean end with the WebSocket close code and reason; rejects with a `TunnelError`. */
   readonly closed: Promise<CloseInfo>
   /**
+   * Resolves when the daemon announces a drain (it shuts down and closes this tunnel with 1001 within the
+   * milliseconds it resolves to), so the application can reconnect early. Never settles otherwise.
+   */
+  readonly draining: Promise<number>
+  /**
    * Sends every byte already accepted (within `closeTimeout`), then closes both directions with the given
    * WebSocket close `code` (default 1000) and `reason` (both reach the daemon's log). Later writes reject.
    * Resolves when done, never rejects: `closed` says how it ended.
    */
-  close(code?: number, reason?: string): Promise<void>
+  close: (code?: number, reason?: string) => Promise<void>
 }
 
 /** Largest coalesced message; writes at least this big are sent as they are. */
@@ -92,23 +97,23 @@ const settle = <T>(p: Promise<T>): Promise<T> => (p.catch(noop), p)
 /** What the writable takes: any BufferSource, including views of a Node Buffer's pool. */
 export type BinaryChunk = ArrayBuffer | ArrayBufferView
 
-const isBinary = (chunk: unknown): chunk is BinaryChunk =>
-  chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)
+/** Throws a TypeError for anything but a BufferSource. */
+function checkBinary(chunk: unknown): asserts chunk is BinaryChunk {
+  if (!(chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)))
+    throw new TypeError('write() takes a BufferSource')
+}
 
-const notBinary = (): TypeError =>
-  new TypeError('write() takes an ArrayBuffer, a TypedArray or a DataView')
+/** A copy of the bytes of any BufferSource (a view's window, or a whole buffer). */
+export const copy = (chunk: BinaryChunk | ArrayBufferLike): Uint8Array =>
+  new Uint8Array(
+    'buffer' in chunk ? chunk.buffer : chunk,
+    (chunk as ArrayBufferView).byteOffset,
+    chunk.byteLength,
+  ).slice()
 
 /** Opens a TCP connection through the daemon at `options.url`. Writes before `opened` are queued. */
 export function connect(address: Address, options: ConnectOptions): TunnelSocket {
   const hwm = options.highWaterMark ?? 1 << 20
-  const url = new URL(options.url)
-  if (typeof address == 'string') {
-    if (address) url.searchParams.set('address', address)
-  } else if ('route' in address) url.searchParams.set('route', address.route)
-  else {
-    const h = address.hostname
-    url.searchParams.set('address', `${h.includes(':') ? `[${h}]` : h}:${address.port}`)
-  }
   let ws: WebSocketLike | undefined
   let v1 = false
   let done = false // no more bytes either way: ended cleanly, or failed (then `error` says why)
@@ -123,7 +128,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   let granted = INITIAL_CREDIT
   let window = Infinity // bytes the daemon lets us send (v1 credit; raw mode: no limit)
   let received = 0
-  let rc!: ReadableStreamDefaultController<Uint8Array>
+  let rc!: ReadableByteStreamController
   let resolveOpened!: (info: SocketInfo) => void
   let rejectOpened!: (err: TunnelError) => void
   let resolveClosed!: (info: CloseInfo) => void
@@ -132,15 +137,18 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     new Promise<SocketInfo>((y, n) => ((resolveOpened = y), (rejectOpened = n))),
   )
   const closed = settle(new Promise<CloseInfo>((y, n) => ((resolveClosed = y), (rejectClosed = n))))
+  let draining!: (ms: number) => void
+  const drain = new Promise<number>((y) => (draining = y))
   const timeout = options.connectTimeout ?? 15_000
   const timer = timeout ? setTimeout(() => fail('TIMEOUT'), timeout) : undefined
   const signal = options.signal
-  const onAbort = (): void => fail('ABORTED', 0, String(signal?.reason ?? ''))
+  const onAbort = (): void => fail('ABORTED', 0, String(signal!.reason))
   signal?.addEventListener('abort', onAbort)
 
-  const readable = new ReadableStream<Uint8Array>(
-    { start: (c) => void (rc = c), pull: grant, cancel: () => close() },
-    { highWaterMark: hwm, size: (chunk) => chunk.byteLength },
+  // A byte stream: `getReader({ mode: 'byob' })` reads into the caller's buffers.
+  const readable = new ReadableStream(
+    { type: 'bytes', start: (c) => void (rc = c), pull: grant, cancel: () => close() },
+    { highWaterMark: hwm },
   )
   const writable = new WritableStream<BinaryChunk>({
     start(c) {
@@ -150,15 +158,11 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
       signal.addEventListener('abort', () => fail('ABORTED', 0, String(signal.reason)))
     },
     async write(chunk) {
-      if (!isBinary(chunk)) throw notBinary()
+      checkBinary(chunk)
       if (error) throw error
       if (ended) throw new TunnelError('CLOSED', 0, 'write after close')
       // A copy: the caller may reuse its buffer once the write resolves.
-      const bytes = new Uint8Array(
-        'buffer' in chunk ? chunk.buffer : chunk,
-        (chunk as ArrayBufferView).byteOffset,
-        chunk.byteLength,
-      ).slice()
+      const bytes = copy(chunk)
       queue.push(bytes)
       queued += bytes.byteLength
       if (queued >= COALESCE_BYTES) flush()
@@ -175,7 +179,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     const write = writer.write.bind(writer)
     // async: whatever the stream throws (Node 20 asserts on a second write after close()) rejects instead.
     writer.write = async (chunk) => {
-      if (!isBinary(chunk)) throw notBinary()
+      checkBinary(chunk)
       return write(chunk)
     }
     return writer
@@ -187,14 +191,32 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   async function start(): Promise<void> {
     // `binary` too: an older Gangway or websockify then answers in raw mode (ws fails on no answer).
     const protocols = [SUBPROTOCOL_V1, SUBPROTOCOL_BINARY]
+    const global = globalThis as { WebSocket?: WebSocketConstructor; location?: { href: string } }
+    let url: URL
+    try {
+      // Relative to the page (`'/'`), and http(s): becomes ws(s):, so one URL works on http and https.
+      url = new URL(options.url, global.location?.href)
+    } catch {
+      return fail('BAD_OPTION', 0, `url '${options.url.toString()}': not a URL`)
+    }
+    url.protocol = url.protocol.replace('http', 'ws')
+    const query = url.searchParams
+    if (typeof address == 'string') {
+      if (address) query.set('address', address)
+    } else if ('route' in address) query.set('route', address.route)
+    else {
+      const h = address.hostname
+      query.set('address', `${h.includes(':') ? `[${h}]` : h}:${address.port}`)
+    }
+    const WS = options.WebSocket ?? global.WebSocket
+    if (!WS) return fail('BAD_OPTION', 0, 'no WebSocket: pass options.WebSocket')
     try {
       const token = typeof options.token == 'function' ? await options.token() : options.token
       if (token) protocols.push(SUBPROTOCOL_BEARER_PREFIX + base64url(token))
     } catch (err) {
-      return fail('AUTH_FAILED', 0, String(err))
+      return fail('TOKEN_ERROR', 0, String(err))
     }
     if (done) return
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket!
     try {
       ws = new WS(url.href, protocols)
     } catch (err) {
@@ -237,19 +259,21 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   function onMessage({ data }: { data: unknown }): void {
     if (typeof data == 'string') {
       if (!v1) return
-      let m: { type: string; bytes: number } & SocketInfo
+      let m: { type: string; bytes: number; ms: number } & SocketInfo
       try {
         m = JSON.parse(data) as typeof m
       } catch {
         // Not Gangway (a server that echoes any subprotocol): no exception out of the message handler.
-        return fail('BAD_MESSAGE', 0, 'a gangway.v1 text frame that is not JSON')
+        return fail('BAD_MESSAGE', 0, 'not JSON')
       }
       if (m.type == 'credit') {
         window += m.bytes
         flush()
       } else if (m.type == 'open') {
-        const { type: _, bytes: __, ...info } = m
+        const { type: _, bytes: __, ms: ___, ...info } = m
         opening({ ...info, protocol: SUBPROTOCOL_V1 })
+      } else if (m.type == 'drain') {
+        draining(m.ms)
       } else if (m.type == 'eof') {
         closeStream(rc)
         // Our end follows; if the tunnel closes before our queued bytes are out, `closed` tells the caller.
@@ -260,21 +284,22 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     const chunk = new Uint8Array(data as ArrayBuffer)
     received += chunk.byteLength
     if (done) return
-    rc.enqueue(chunk)
+    if (chunk.byteLength) rc.enqueue(chunk) // (a byte stream refuses an empty chunk)
     // Raw mode cannot stop the daemon: past 8 windows of unread data, give up rather than grow forever.
     if (rc.desiredSize! < -8 * Math.max(hwm, INITIAL_CREDIT)) fail('OVERFLOW')
   }
 
   function onClose({ code, reason }: { code: number; reason: string }): void {
-    // The daemon answered our close frame (echoing its code): every byte we sent is with the target.
-    if (code == sent) resolveClosed({ code, reason })
-    else if (code != 1000 && code != 1005) fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
-    // A clean close by the daemon (raw mode: the target's FIN) while bytes still wait here: they are lost.
-    else if (queued) fail('CLOSED', code, `${queued} bytes not sent`)
-    else {
+    const clean = code == 1000 || code == 1005
+    // The daemon answered our close frame (echoing its code: every byte we sent is with the target), or
+    // closed cleanly itself with nothing of ours left unsent.
+    if (code == sent || (clean && !queued)) {
       resolveClosed({ code, reason })
       finish()
     }
+    // A clean close by the daemon (raw mode: the target's FIN) while bytes still wait here: they are lost.
+    else if (clean) fail('CLOSED', code, `${queued} bytes not sent`)
+    else fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
   }
 
   /** Receive credit: keep (window left at the daemon) + (bytes queued here) within the high-water mark. */
@@ -301,11 +326,11 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     queue = n < queued ? [message.subarray(n)] : []
     queued -= n
     window -= n
-    ws.send(n < message.byteLength ? message.subarray(0, n) : message)
+    ws.send(message.subarray(0, n))
   }
 
   /** Sends every accepted byte (waiting for open and credit), within `closeTimeout`. */
-  async function drain(): Promise<void> {
+  async function flushAll(): Promise<void> {
     ended = true
     if (!queued) return
     const limit = options.closeTimeout ?? 30_000
@@ -321,7 +346,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
 
   /** Our side is done writing: `eof` in v1, a close in raw mode (which cannot half-close). */
   function endWrite(): Promise<void> {
-    return (eof ??= drain().then(async () => {
+    return (eof ??= flushAll().then(async () => {
       await opened
       if (done) return
       if (v1) ws!.send('{"type":"eof"}')
@@ -331,7 +356,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
 
   /** Both directions: sends what was accepted, then closes the WebSocket with `code` and `reason`. */
   function close(code?: number, reason?: string): Promise<void> {
-    closing ??= drain().then(
+    closing ??= flushAll().then(
       () => finish(code, reason),
       noop, // failed: `closed` says why
     )
@@ -341,11 +366,7 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   function fail(code: TunnelErrorCode, closeCode = 0, reason = ''): void {
     if (error) return
     error = new TunnelError(code, closeCode, reason)
-    try {
-      rc.error(error)
-    } catch {
-      // already closed
-    }
+    rc.error(error) // (a no-op once the readable is closed)
     rejectOpened(error)
     rejectClosed(error)
     finish(1000, code) // our failure: the daemon logs its code as the close reason
@@ -363,25 +384,25 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     closeStream(rc)
     if (ws?.readyState == 1) ws.close((sent = code), reason)
     // Closing: the daemon's close frame is in, and onClose settles `closed` with its code.
-    else if ((ws?.readyState ?? 0) < 2) {
+    else if (ws?.readyState != 2) {
       ws?.close()
       resolveClosed({ code, reason })
     }
   }
 
-  return { readable, writable, opened, closed, close }
+  return { readable, writable, opened, closed, draining: drain, close }
 }
 
-function closeStream(c: ReadableStreamDefaultController): void {
+function closeStream(c: ReadableByteStreamController): void {
   try {
     c.close()
+    c.byobRequest?.respond(0) // a pending BYOB read ends (done) only when answered
   } catch {
     // already closed or errored
   }
 }
 
 function base64url(text: string): string {
-  let binary = ''
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  const b64 = btoa(String.fromCharCode(...new TextEncoder().encode(text)))
+  return b64.replace(/[+/=]/g, (c) => (c == '+' ? '-' : c == '/' ? '_' : ''))
 }

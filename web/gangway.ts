@@ -19,4 +19,8 @@ export {
   type WebSocketConstructor,
   type WebSocketLike,
 } from './connect.js'
-export { TunnelWebSocket } from './tunnel-websocket.js'
+export {
+  TunnelWebSocket,
+  type TunnelCloseEvent,
+  type TunnelWebSocketEventMap,
+} from './tunnel-websocket.js'

@@ -50,7 +50,7 @@ describe('shim delivery property (Chromium)', () => {
       fc.asyncProperty(scenarios(8, 6 * 1024 * 1024), async (sc) => {
         const rig = await deliveryRig(d)
         hooks = rig.hooks
-        const played = (await page.evaluate(script(rig.url, sc))) as Played
+        const played = await page.evaluate<Played>(script(rig.url, sc))
         checkDelivery(sc, played, await rig.received())
       }),
       { numRuns: scale(15, 150) },
