@@ -23,15 +23,18 @@ export interface SocketInfo {
   readonly protocol: string
 }
 
-/** The part of a WebSocket the shim uses (the browser's, or `ws`'s class in Node). */
+/**
+ * The part of a WebSocket the shim uses: the browser's class, `ws`'s, undici's or a `TunnelWebSocket` fit
+ * without a cast. (The shim only assigns the handlers, so their event types are left open: `never`.)
+ */
 export interface WebSocketLike {
   binaryType: string
   readonly bufferedAmount: number
   readonly protocol: string
   readonly readyState: number
   onopen: ((event: never) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number; reason: string }) => void) | null
+  onmessage: ((event: never) => void) | null
+  onclose: ((event: never) => void) | null
   onerror: ((event: never) => void) | null
   send(data: string | Uint8Array): void
   close(code?: number, reason?: string): void

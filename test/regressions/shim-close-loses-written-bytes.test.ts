@@ -13,7 +13,7 @@ import { collectIncoming } from '../helpers/peers.js'
 import { startTcpServer } from '../helpers/tcp.js'
 import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { connectVia, NodeWebSocket } from '../helpers/shim.js'
-import { TunnelError, TunnelWebSocket } from '../../web/gangway.js'
+import { TunnelError, TunnelWebSocket, type TunnelCloseEvent } from '../../web/gangway.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -82,9 +82,7 @@ describe('regression: close() after resolved writes', () => {
     const { sink, server, logger } = await sinkTunnel()
     const ws = new TunnelWebSocket('', { url: server.url(), WebSocket: NodeWebSocket })
     await new Promise((resolve) => (ws.onopen = resolve))
-    const closing = new Promise<Event & { code?: number; reason?: string; wasClean?: boolean }>(
-      (resolve) => (ws.onclose = resolve),
-    )
+    const closing = new Promise<TunnelCloseEvent>((resolve) => (ws.onclose = resolve))
     ws.send(new TextEncoder().encode('hello'))
     ws.send('world')
     ws.close(4000, 'page closed')

@@ -10,6 +10,7 @@ import {
   CLOSE_CODES,
   TunnelError,
   TunnelWebSocket,
+  type TunnelCloseEvent,
   type TunnelErrorCode,
 } from '../../web/gangway.js'
 import { CloseCode, SUBPROTOCOL_V1 } from '../../src/protocol.js'
@@ -201,12 +202,6 @@ describe('what a page sees', () => {
   })
 })
 
-interface Closing {
-  code: number
-  wasClean: boolean
-  error?: TunnelError
-}
-
 describe('TunnelWebSocket', () => {
   it('opens on TCP connect, copies what send() is given (callers reuse buffers), and closes 1000 on EOF', async () => {
     const target = await startTcpServer((s) => {
@@ -242,9 +237,7 @@ describe('TunnelWebSocket', () => {
     ws.send(reused)
     reused.set(text('xyz')) // noVNC refills its send buffer as soon as send() returns
     ws.send(reused.subarray(0, 3))
-    const event = (await new Promise<Event>(
-      (resolve) => (ws.onclose = resolve),
-    )) as unknown as Closing
+    const event = await new Promise<TunnelCloseEvent>((resolve) => (ws.onclose = resolve))
     expect([event.code, event.wasClean, messages.join('')]).toEqual([1000, true, 'got abcxyz'])
     expect(ws.readyState).toBe(3)
   })
@@ -254,9 +247,9 @@ describe('TunnelWebSocket', () => {
     const ws = new TunnelWebSocket('', { url: server.url(), WebSocket: NodeWebSocket })
     let errored = false
     ws.addEventListener('error', () => (errored = true))
-    const event = (await new Promise<Event>((resolve) =>
+    const event = await new Promise<TunnelCloseEvent>((resolve) =>
       ws.addEventListener('close', resolve),
-    )) as unknown as Closing
+    )
     expect([errored, event.code, event.wasClean, event.error?.code]).toEqual([
       true,
       4502,
