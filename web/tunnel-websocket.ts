@@ -79,8 +79,8 @@ export class TunnelWebSocket extends EventTarget implements WebSocket {
         this.#fire('open')
         const reader = socket.readable.getReader()
         for (let r; !(r = await reader.read()).done;) {
-          // Each chunk owns its buffer (the byte stream transfers it), so it is the message as it is.
-          const data = r.value.buffer as ArrayBuffer
+          // A copy: noVNC's decoder misreads the stream's transferred buffer in Chromium (test/clients).
+          const data = r.value.slice().buffer
           this.#fire('message', { data: this.binaryType == 'blob' ? new Blob([data]) : data })
         }
       }, noop)
@@ -98,7 +98,7 @@ export class TunnelWebSocket extends EventTarget implements WebSocket {
 
   /** Text goes as UTF-8 bytes; a Blob is read first (in order with the other sends). */
   send(data: string | ArrayBufferLike | Blob | ArrayBufferView): void {
-    if (!this.readyState) throw new DOMException('connecting', 'InvalidStateError')
+    if (!this.readyState) throw new DOMException('', 'InvalidStateError')
     if (this.readyState > 1) return
     // A copy: callers reuse their buffers as soon as send() returns (noVNC does), as a WebSocket allows.
     const bytes =
