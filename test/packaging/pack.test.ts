@@ -63,4 +63,42 @@ describe('npm pack', () => {
     expect(out.trim().split('\n')).toEqual(['function function function function', 'BAD_OPTION'])
     expect(code).toBe(0)
   }, 120_000)
+
+  it('gangway-web: the shim alone, zero dependencies, core and Node adapter sharing one TunnelError', async () => {
+    const dir = join(root, `.tmp-pack-web-${process.pid}`)
+    const modules = join(dir, 'node_modules', 'gangway-web')
+    await mkdir(modules, { recursive: true })
+    d.add(() => rm(dir, { recursive: true, force: true }))
+    const source = join(root, 'dist/gangway-web')
+    const manifest = JSON.parse(await readFile(join(source, 'package.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >
+    expect([manifest.name, manifest.dependencies, manifest.license]).toEqual([
+      'gangway-web',
+      undefined,
+      'MIT',
+    ])
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], {
+      cwd: source,
+    })
+    const [packed] = JSON.parse(stdout) as Array<{
+      filename: string
+      files: Array<{ path: string }>
+    }>
+    const files = packed!.files.map((f) => f.path)
+    expect(files).toEqual(
+      expect.arrayContaining(['LICENSE', 'gangway.d.ts', 'node/index.d.ts', 'gangway.min.js']),
+    )
+    await run('tar', ['-xzf', join(dir, packed!.filename), '-C', modules, '--strip-components=1'])
+    const program = `
+      const web = await import('gangway-web')
+      const node = await import('gangway-web/node')
+      console.log(typeof web.connect, node.TunnelError === web.TunnelError)
+    `
+    const { code, stdout: out, stderr } = await runModule(d, program, [], dir)
+    expect(stderr).toBe('')
+    expect(out.trim()).toBe('function true')
+    expect(code).toBe(0)
+  }, 120_000)
 })
