@@ -19,6 +19,7 @@ export type TunnelErrorCode =
   | 'ERR_TOKEN_INVALID'
   | 'ERR_ORIGIN_DENIED'
   | 'ERR_TARGET_DENIED'
+  | 'ERR_NO_TARGET'
   | 'ERR_RATE_LIMITED'
   | 'ERR_TOKEN_LIMIT'
   | 'ERR_RESOLVER_UNAVAILABLE'
@@ -75,6 +76,7 @@ export const REFUSALS: Record<TunnelErrorCode, { status: number; closeCode: numb
   ERR_TOKEN_INVALID: { status: 401, closeCode: CloseCode.UNAUTHORIZED },
   ERR_ORIGIN_DENIED: { status: 403, closeCode: CloseCode.FORBIDDEN },
   ERR_TARGET_DENIED: { status: 403, closeCode: CloseCode.FORBIDDEN },
+  ERR_NO_TARGET: { status: 400, closeCode: CloseCode.FORBIDDEN },
   ERR_RATE_LIMITED: { status: 429, closeCode: CloseCode.RATE_LIMITED },
   ERR_TOKEN_LIMIT: { status: 429, closeCode: CloseCode.RATE_LIMITED },
   ERR_RESOLVER_UNAVAILABLE: { status: 503, closeCode: CloseCode.SERVICE_UNAVAILABLE },

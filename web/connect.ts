@@ -23,15 +23,18 @@ export interface SocketInfo {
   readonly protocol: string
 }
 
-/** The part of a WebSocket the shim uses (the browser's, or `ws`'s class in Node). */
+/**
+ * The part of a WebSocket the shim uses: the browser's class, `ws`'s, undici's or a `TunnelWebSocket` fit
+ * without a cast. (The shim only assigns the handlers, so their event types are left open: `never`.)
+ */
 export interface WebSocketLike {
   binaryType: string
   readonly bufferedAmount: number
   readonly protocol: string
   readonly readyState: number
   onopen: ((event: never) => void) | null
-  onmessage: ((event: { data: unknown }) => void) | null
-  onclose: ((event: { code: number; reason: string }) => void) | null
+  onmessage: ((event: never) => void) | null
+  onclose: ((event: never) => void) | null
   onerror: ((event: never) => void) | null
   send(data: string | Uint8Array): void
   close(code?: number, reason?: string): void
@@ -53,20 +56,38 @@ export interface ConnectOptions {
   highWaterMark?: number
   /** Milliseconds until the TCP connection must be open (default 15000; 0 = none). */
   connectTimeout?: number
+  /** Milliseconds `close()` / `writer.close()` may take to send what was accepted (default 30000; 0 = none). */
+  closeTimeout?: number
   signal?: AbortSignal
   /** The WebSocket class (default `globalThis.WebSocket`; in Node 20 pass `ws`'s). */
   WebSocket?: WebSocketConstructor
 }
 
+/** How a tunnel ended cleanly: the close code and reason of the daemon's (or our) close frame. */
+export interface CloseInfo {
+  readonly code: number
+  readonly reason: string
+}
+
 export interface TunnelSocket {
   readonly readable: ReadableStream<Uint8Array>
-  readonly writable: WritableStream<Uint8Array>
+  /** Takes any BufferSource (copied); anything else rejects that write with a TypeError. */
+  readonly writable: WritableStream<BinaryChunk>
   /** Resolves when the TCP connection is up; rejects with a `TunnelError`. */
   readonly opened: Promise<SocketInfo>
-  /** Resolves on a clean end, rejects with a `TunnelError`. */
-  readonly closed: Promise<void>
-  /** Closes both directions at once; resolves when done (never rejects: see `closed` for the cause). */
-  close(): Promise<void>
+  /** Resolves on a clean end with the WebSocket close code and reason; rejects with a `TunnelError`. */
+  readonly closed: Promise<CloseInfo>
+  /**
+   * Resolves when the daemon announces a drain (it shuts down and closes this tunnel with 1001 within the
+   * milliseconds it resolves to), so the application can reconnect early. Never settles otherwise.
+   */
+  readonly draining: Promise<number>
+  /**
+   * Sends every byte already accepted (within `closeTimeout`), then closes both directions with the given
+   * WebSocket close `code` (default 1000) and `reason` (both reach the daemon's log). Later writes reject.
+   * Resolves when done, never rejects: `closed` says how it ended.
+   */
+  close: (code?: number, reason?: string) => Promise<void>
 }
 
 /** Largest coalesced message; writes at least this big are sent as they are. */
@@ -76,61 +97,96 @@ export const noop = (): void => {}
 
 const settle = <T>(p: Promise<T>): Promise<T> => (p.catch(noop), p)
 
+/** What the writable takes: any BufferSource, including views of a Node Buffer's pool. */
+export type BinaryChunk = ArrayBuffer | ArrayBufferView
+
+/** Throws a TypeError for anything but a BufferSource. */
+function checkBinary(chunk: unknown): asserts chunk is BinaryChunk {
+  if (!(chunk instanceof ArrayBuffer || ArrayBuffer.isView(chunk)))
+    throw new TypeError('write() takes a BufferSource')
+}
+
+/** A copy of the bytes of any BufferSource (a view's window, or a whole buffer). */
+export const copy = (chunk: BinaryChunk | ArrayBufferLike): Uint8Array =>
+  new Uint8Array(
+    'buffer' in chunk ? chunk.buffer : chunk,
+    (chunk as ArrayBufferView).byteOffset,
+    chunk.byteLength,
+  ).slice()
+
 /** Opens a TCP connection through the daemon at `options.url`. Writes before `opened` are queued. */
 export function connect(address: Address, options: ConnectOptions): TunnelSocket {
   const hwm = options.highWaterMark ?? 1 << 20
-  const url = new URL(options.url)
-  if (typeof address == 'string') {
-    if (address) url.searchParams.set('address', address)
-  } else if ('route' in address) url.searchParams.set('route', address.route)
-  else {
-    const h = address.hostname
-    url.searchParams.set('address', `${h.includes(':') ? `[${h}]` : h}:${address.port}`)
-  }
   let ws: WebSocketLike | undefined
   let v1 = false
-  let done = false
+  let done = false // no more bytes either way: ended cleanly, or failed (then `error` says why)
+  let ended = false // our writing is over (close(), writer.close(), the target's eof): later writes reject
   let error: TunnelError | undefined
-  let wrote = false // our eof is sent (or the raw WebSocket closed)
+  let sent: number | undefined // the code of our close frame
+  let closing: Promise<void> | undefined
+  let eof: Promise<void> | undefined
   let queue: Uint8Array[] = []
   let queued = 0
   let flushTimer: ReturnType<typeof setTimeout> | undefined
   let granted = INITIAL_CREDIT
   let window = Infinity // bytes the daemon lets us send (v1 credit; raw mode: no limit)
   let received = 0
-  let rc!: ReadableStreamDefaultController<Uint8Array>
+  let rc!: ReadableByteStreamController
   let resolveOpened!: (info: SocketInfo) => void
   let rejectOpened!: (err: TunnelError) => void
-  let resolveClosed!: () => void
+  let resolveClosed!: (info: CloseInfo) => void
   let rejectClosed!: (err: TunnelError) => void
   const opened = settle(
     new Promise<SocketInfo>((y, n) => ((resolveOpened = y), (rejectOpened = n))),
   )
-  const closed = settle(new Promise<void>((y, n) => ((resolveClosed = y), (rejectClosed = n))))
+  const closed = settle(new Promise<CloseInfo>((y, n) => ((resolveClosed = y), (rejectClosed = n))))
+  let draining!: (ms: number) => void
+  const drain = new Promise<number>((y) => (draining = y))
   const timeout = options.connectTimeout ?? 15_000
   const timer = timeout ? setTimeout(() => fail('TIMEOUT'), timeout) : undefined
   const signal = options.signal
-  const onAbort = (): void => fail('ABORTED', 0, String(signal?.reason ?? ''))
+  const onAbort = (): void => fail('ABORTED', 0, String(signal!.reason))
   signal?.addEventListener('abort', onAbort)
 
-  const readable = new ReadableStream<Uint8Array>(
-    { start: (c) => void (rc = c), pull: grant, cancel: () => void finish() },
-    { highWaterMark: hwm, size: (chunk) => chunk.byteLength },
+  // A byte stream: `getReader({ mode: 'byob' })` reads into the caller's buffers.
+  const readable = new ReadableStream(
+    { type: 'bytes', start: (c) => void (rc = c), pull: grant, cancel: () => close() },
+    { highWaterMark: hwm },
   )
-  const writable = new WritableStream<Uint8Array>({
+  const writable = new WritableStream<BinaryChunk>({
+    start(c) {
+      // Fires at once, even while a write waits for room (the stream's own abort() would wait for it).
+      // (Node's type definitions lack the controller's `signal`; every runtime the core supports has it.)
+      const { signal } = c as WritableStreamDefaultController & { signal: AbortSignal }
+      signal.addEventListener('abort', () => fail('ABORTED', 0, String(signal.reason)))
+    },
     async write(chunk) {
+      checkBinary(chunk)
       if (error) throw error
-      if (wrote) throw new TunnelError('ABORTED', 0, 'write after end')
-      queue.push(chunk.slice())
-      queued += chunk.byteLength
+      if (ended) throw new TunnelError('CLOSED', 0, 'write after close')
+      // A copy: the caller may reuse its buffer once the write resolves.
+      const bytes = copy(chunk)
+      queue.push(bytes)
+      queued += bytes.byteLength
       if (queued >= COALESCE_BYTES) flush()
       else flushTimer ??= setTimeout(flush, 0)
       // Send backpressure: hold the write while more than the high-water mark waits to go out.
       await waitWhile(() => queued + (ws?.bufferedAmount ?? 0) > hwm)
     },
     close: () => endWrite(),
-    abort: () => void finish(),
   })
+  // A chunk that is not bytes rejects its own write and leaves the stream usable (a sink error would not).
+  const getWriter = writable.getWriter.bind(writable)
+  writable.getWriter = () => {
+    const writer = getWriter()
+    const write = writer.write.bind(writer)
+    // async: whatever the stream throws (Node 20 asserts on a second write after close()) rejects instead.
+    writer.write = async (chunk) => {
+      checkBinary(chunk)
+      return write(chunk)
+    }
+    return writer
+  }
 
   if (signal?.aborted) onAbort()
   else void start()
@@ -138,14 +194,32 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   async function start(): Promise<void> {
     // `binary` too: an older Gangway or websockify then answers in raw mode (ws fails on no answer).
     const protocols = [SUBPROTOCOL_V1, SUBPROTOCOL_BINARY]
+    const global = globalThis as { WebSocket?: WebSocketConstructor; location?: { href: string } }
+    let url: URL
+    try {
+      // Relative to the page (`'/'`), and http(s): becomes ws(s):, so one URL works on http and https.
+      url = new URL(options.url, global.location?.href)
+    } catch {
+      return fail('BAD_OPTION', 0, `url '${options.url.toString()}': not a URL`)
+    }
+    url.protocol = url.protocol.replace('http', 'ws')
+    const query = url.searchParams
+    if (typeof address == 'string') {
+      if (address) query.set('address', address)
+    } else if ('route' in address) query.set('route', address.route)
+    else {
+      const h = address.hostname
+      query.set('address', `${h.includes(':') ? `[${h}]` : h}:${address.port}`)
+    }
+    const WS = options.WebSocket ?? global.WebSocket
+    if (!WS) return fail('BAD_OPTION', 0, 'no WebSocket: pass options.WebSocket')
     try {
       const token = typeof options.token == 'function' ? await options.token() : options.token
       if (token) protocols.push(SUBPROTOCOL_BEARER_PREFIX + base64url(token))
     } catch (err) {
-      return fail('AUTH_FAILED', 0, String(err))
+      return fail('TOKEN_ERROR', 0, String(err))
     }
     if (done) return
-    const WS = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket!
     try {
       ws = new WS(url.href, protocols)
     } catch (err) {
@@ -159,10 +233,14 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     ws.onerror = noop
   }
 
-  /** Polls (1 → 16 ms) while `busy()`: a WebSocket has no drain event. */
+  /**
+   * Polls (1 → 16 ms) while `busy()`: a WebSocket has no drain event. Rejects if the tunnel fails; resolves
+   * if it ended cleanly (every accepted byte was sent before the close frame).
+   */
   async function waitWhile(busy: () => boolean): Promise<void> {
     for (let delay = 1; busy(); delay = Math.min(delay * 2, 16)) {
-      if (done) throw error ?? new TunnelError('ABORTED')
+      if (error) throw error
+      if (done) return
       await new Promise((r) => setTimeout(r, delay))
     }
   }
@@ -184,21 +262,23 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
   function onMessage({ data }: { data: unknown }): void {
     if (typeof data == 'string') {
       if (!v1) return
-      let m: { type: string; bytes: number } & SocketInfo
+      let m: { type: string; bytes: number; ms: number } & SocketInfo
       try {
         m = JSON.parse(data) as typeof m
       } catch {
         // Not Gangway (a server that echoes any subprotocol): no exception out of the message handler.
-        return fail('BAD_MESSAGE', 0, 'a gangway.v1 text frame that is not JSON')
+        return fail('BAD_MESSAGE', 0, 'not JSON')
       }
       if (m.type == 'credit') {
         window += m.bytes
         flush()
       } else if (m.type == 'open') {
-        const { type: _, bytes: __, ...info } = m
+        const { type: _, bytes: __, ms: ___, ...info } = m
         opening({ ...info, protocol: SUBPROTOCOL_V1 })
+      } else if (m.type == 'drain') {
+        draining(m.ms)
       } else if (m.type == 'eof') {
-        close(rc)
+        closeStream(rc)
         // Our end follows; if the tunnel closes before our queued bytes are out, `closed` tells the caller.
         if (!options.allowHalfOpen) endWrite().catch(noop)
       }
@@ -207,13 +287,21 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     const chunk = new Uint8Array(data as ArrayBuffer)
     received += chunk.byteLength
     if (done) return
-    rc.enqueue(chunk)
+    if (chunk.byteLength) rc.enqueue(chunk) // (a byte stream refuses an empty chunk)
     // Raw mode cannot stop the daemon: past 8 windows of unread data, give up rather than grow forever.
     if (rc.desiredSize! < -8 * Math.max(hwm, INITIAL_CREDIT)) fail('OVERFLOW')
   }
 
   function onClose({ code, reason }: { code: number; reason: string }): void {
-    if (code == 1000 || code == 1005) void finish()
+    const clean = code == 1000 || code == 1005
+    // The daemon answered our close frame (echoing its code: every byte we sent is with the target), or
+    // closed cleanly itself with nothing of ours left unsent.
+    if (code == sent || (clean && !queued)) {
+      resolveClosed({ code, reason })
+      finish()
+    }
+    // A clean close by the daemon (raw mode: the target's FIN) while bytes still wait here: they are lost.
+    else if (clean) fail('CLOSED', code, `${queued} bytes not sent`)
     else fail(CLOSE_CODES[code] ?? 'UNKNOWN', code, reason)
   }
 
@@ -241,60 +329,83 @@ export function connect(address: Address, options: ConnectOptions): TunnelSocket
     queue = n < queued ? [message.subarray(n)] : []
     queued -= n
     window -= n
-    ws.send(n < message.byteLength ? message.subarray(0, n) : message)
+    ws.send(message.subarray(0, n))
+  }
+
+  /** Sends every accepted byte (waiting for open and credit), within `closeTimeout`. */
+  async function flushAll(): Promise<void> {
+    ended = true
+    if (!queued) return
+    const limit = options.closeTimeout ?? 30_000
+    const t = limit ? setTimeout(() => fail('TIMEOUT', 0, `${queued} bytes not sent`), limit) : 0
+    try {
+      await opened
+      flush()
+      await waitWhile(() => queued > 0)
+    } finally {
+      clearTimeout(t)
+    }
   }
 
   /** Our side is done writing: `eof` in v1, a close in raw mode (which cannot half-close). */
-  async function endWrite(): Promise<void> {
-    if (wrote) return
-    await opened
-    flush()
-    await waitWhile(() => queued > 0)
-    wrote = true
-    if (v1) ws!.send('{"type":"eof"}')
-    else void finish()
+  function endWrite(): Promise<void> {
+    return (eof ??= flushAll().then(async () => {
+      await opened
+      if (done) return
+      if (v1) ws!.send('{"type":"eof"}')
+      else finish()
+    }))
+  }
+
+  /** Both directions: sends what was accepted, then closes the WebSocket with `code` and `reason`. */
+  function close(code?: number, reason?: string): Promise<void> {
+    closing ??= flushAll().then(
+      () => finish(code, reason),
+      noop, // failed: `closed` says why
+    )
+    return closed.then(noop, noop)
   }
 
   function fail(code: TunnelErrorCode, closeCode = 0, reason = ''): void {
-    if (done) return
+    if (error) return
     error = new TunnelError(code, closeCode, reason)
-    try {
-      rc.error(error)
-    } catch {
-      // already closed
-    }
+    rc.error(error) // (a no-op once the readable is closed)
     rejectOpened(error)
     rejectClosed(error)
-    void finish()
+    finish(1000, code) // our failure: the daemon logs its code as the close reason
   }
 
-  function finish(): Promise<void> {
-    if (!done) {
-      done = true
-      clearTimeout(timer)
-      clearTimeout(flushTimer)
-      signal?.removeEventListener('abort', onAbort)
-      rejectOpened(new TunnelError('ABORTED', 0, 'closed before open'))
-      close(rc)
-      if (ws && ws.readyState < 2) ws.close(1000)
-      resolveClosed()
+  /** The one teardown path. `closed` settles here, or on the daemon's answer to our close frame. */
+  function finish(code = 1000, reason = ''): void {
+    if (done) return
+    done = true
+    ended = true
+    clearTimeout(timer)
+    clearTimeout(flushTimer)
+    signal?.removeEventListener('abort', onAbort)
+    rejectOpened(new TunnelError('ABORTED', 0, 'closed before open'))
+    closeStream(rc)
+    if (ws?.readyState == 1) ws.close((sent = code), reason)
+    // Closing: the daemon's close frame is in, and onClose settles `closed` with its code.
+    else if (ws?.readyState != 2) {
+      ws?.close()
+      resolveClosed({ code, reason })
     }
-    return closed.catch(noop)
   }
 
-  return { readable, writable, opened, closed, close: finish }
+  return { readable, writable, opened, closed, draining: drain, close }
 }
 
-function close(c: ReadableStreamDefaultController): void {
+function closeStream(c: ReadableByteStreamController): void {
   try {
     c.close()
+    c.byobRequest?.respond(0) // a pending BYOB read ends (done) only when answered
   } catch {
     // already closed or errored
   }
 }
 
 function base64url(text: string): string {
-  let binary = ''
-  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte)
-  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+  const b64 = btoa(String.fromCharCode(...new TextEncoder().encode(text)))
+  return b64.replace(/[+/=]/g, (c) => (c == '+' ? '-' : c == '/' ? '_' : ''))
 }

@@ -11,10 +11,16 @@ export { CLOSE_CODES, TunnelError, type TunnelErrorCode } from './tunnel-error.j
 export {
   connect,
   type Address,
+  type BinaryChunk,
+  type CloseInfo,
   type ConnectOptions,
   type SocketInfo,
   type TunnelSocket,
   type WebSocketConstructor,
   type WebSocketLike,
 } from './connect.js'
-export { TunnelWebSocket } from './tunnel-websocket.js'
+export {
+  TunnelWebSocket,
+  type TunnelCloseEvent,
+  type TunnelWebSocketEventMap,
+} from './tunnel-websocket.js'

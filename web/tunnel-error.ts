@@ -24,6 +24,9 @@ export type TunnelErrorCode =
   | 'TARGET_UNREACHABLE'
   | 'TARGET_TIMEOUT'
   | 'ABORTED'
+  | 'BAD_OPTION'
+  | 'TOKEN_ERROR'
+  | 'CLOSED'
   | 'TIMEOUT'
   | 'OVERFLOW'
   | 'UNKNOWN'
@@ -52,12 +55,11 @@ export const CLOSE_CODES: Readonly<Record<number, TunnelErrorCode>> = {
 
 /** Every way a tunnel fails: a daemon close code (`closeCode`), or a client-side cause (`closeCode` 0). */
 export class TunnelError extends Error {
-  override name = 'TunnelError'
-  constructor(
-    readonly code: TunnelErrorCode,
-    readonly closeCode = 0,
-    readonly reason = '',
-  ) {
+  declare readonly code: TunnelErrorCode
+  declare readonly closeCode: number
+  declare readonly reason: string
+  constructor(code: TunnelErrorCode, closeCode = 0, reason = '') {
     super(reason ? `${code}: ${reason}` : code)
+    Object.assign(this, { name: 'TunnelError', code, closeCode, reason })
   }
 }

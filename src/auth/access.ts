@@ -221,7 +221,9 @@ export function createAccess(options: AccessOptions): Access {
       target = options.fixedTarget
       trusted = true
     } else {
-      return denyToken('no token')
+      // No token carrier is configured and no daemon target: only a client-named target could do, and the
+      // request named none. Not an authentication failure (nothing to count against the client).
+      return refuse(tunnelError('ERR_NO_TARGET', 'no target named (clientTargets)'))
     }
 
     // `?route=NAME` (the shim's `{ route }`) cannot choose a route, the token does; it asserts which one the

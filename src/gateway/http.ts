@@ -8,7 +8,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { createStaticHandler } from './static.js'
-import { serveShimBundle, SHIM_PATH } from './shim-bundle.js'
+import { isShimPath, serveShimBundle } from './shim-bundle.js'
 import type { Logger } from '../log.js'
 
 export interface HttpContext {
@@ -28,8 +28,8 @@ export function createRequestListener(ctx: HttpContext): RequestListener {
       sendHealth(req, res, ctx.health())
       return
     }
-    if (path === SHIM_PATH) {
-      serveShimBundle(req, res)
+    if (isShimPath(path)) {
+      serveShimBundle(req, res, path)
       return
     }
     if (serveStatic !== undefined) {

@@ -74,6 +74,8 @@ export interface TunnelRegistry {
   sweepHeartbeats: () => void
   /** Closes every live tunnel with `code` (the end of a drain). */
   closeAll: (code: number, reason: string) => void
+  /** Tells every live tunnel's client that the daemon drains and closes it within `ms`. */
+  announceDrain: (ms: number) => void
   /** Per-route bytes of the live tunnels, for the metrics. */
   liveBytes: () => Iterable<{ route: string; up: number; down: number }>
   stats: () => { tunnels: number; dialing: number; heldBytes: number }
@@ -221,6 +223,10 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     for (const { tunnel } of tunnels.values()) tunnel.heartbeat()
   }
 
+  function announceDrain(ms: number): void {
+    for (const { tunnel } of tunnels.values()) tunnel.announceDrain(ms)
+  }
+
   function closeAll(code: number, reason: string): void {
     for (const { tunnel } of tunnels.values()) tunnel.close(code, reason)
   }
@@ -279,6 +285,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     whenIdle,
     sweepHeartbeats,
     closeAll,
+    announceDrain,
     liveBytes,
     stats,
     list,

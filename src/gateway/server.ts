@@ -256,6 +256,8 @@ export function createTunnelServer(
     draining = true
     const closed = listener.stopAccepting()
     if (registry.load() > 0) {
+      // gangway.v1 pages hear it now, so they can reconnect elsewhere before the 1001.
+      registry.announceDrain(drainTimeoutMs)
       logger.debug('waiting for tunnels to finish', {
         tunnels: registry.size(),
         timeoutSeconds: drainTimeoutMs / 1000,

@@ -89,6 +89,7 @@ const CLIENT_REASONS: Record<string, string> = {
   ERR_TOKEN_INVALID: 'unauthorized',
   ERR_ORIGIN_DENIED: 'forbidden',
   ERR_TARGET_DENIED: 'forbidden',
+  ERR_NO_TARGET: 'no target: name one with ?address=host:port',
   ERR_RATE_LIMITED: 'too many attempts',
   ERR_TOKEN_LIMIT: 'too many connections for this token',
   ERR_RESOLVER_UNAVAILABLE: 'service unavailable',

@@ -45,6 +45,8 @@ export interface Tunnel {
   close(code: number, reason: string): void
   /** One heartbeat round: terminates a peer that did not answer the previous ping, else pings it. */
   heartbeat(): void
+  /** The daemon is draining and closes this tunnel within `ms`: a gangway.v1 client is told so. */
+  announceDrain(ms: number): void
   /** Bytes the daemon currently holds for this tunnel in user space, both directions. */
   heldBytes(): number
   /** Payload bytes relayed so far: up = client → target, down = target → client. */
@@ -340,6 +342,7 @@ export function bridge(
     id: options.id,
     closed,
     heartbeat,
+    announceDrain: (ms: number) => v1?.announceDrain(ms),
     close(code: number, reason: string): void {
       // Already ending (waiting for a peer's FIN or close frame): the caller wants it gone now.
       if (finished) tunnelOnLingerTimer()

@@ -8,7 +8,13 @@
 import type { Socket } from 'node:net'
 import type { RawData, WebSocket } from 'ws'
 import type { Initiator } from './tunnel-result.js'
-import { decodeClientMessage, encodeCredit, encodeOpen, EOF_MESSAGE } from './control-messages.js'
+import {
+  decodeClientMessage,
+  encodeCredit,
+  encodeDrain,
+  encodeOpen,
+  EOF_MESSAGE,
+} from './control-messages.js'
 import { publishBackpressure } from '../events.js'
 import { CloseCode, INITIAL_CREDIT } from '../protocol.js'
 
@@ -41,6 +47,8 @@ export interface ControlChannel {
   heldBytes(): number
   /** The tunnel is ending: forget held bytes (the bridge resumes the target to drain it). */
   drop(): void
+  /** Tells the client the daemon is draining (`drain`, docs/protocol.md §3). */
+  announceDrain(ms: number): void
 }
 
 /** Sends `open` and the first send credit, and returns the listeners. */
@@ -191,6 +199,9 @@ export function startControlChannel(host: ControlHost): ControlChannel {
     tcpOnEnd,
     holdsTarget: () => creditPaused,
     heldBytes: () => held?.length ?? 0,
+    announceDrain(ms: number): void {
+      if (!host.isFinished()) ws.send(encodeDrain(ms))
+    },
     drop(): void {
       held = undefined
       if (creditPaused) {

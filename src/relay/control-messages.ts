@@ -28,6 +28,11 @@ export function encodeOpen(info: OpenInfo): string {
 
 export const EOF_MESSAGE = '{"type":"eof"}'
 
+/** The daemon is draining: it closes this tunnel with 1001 within `ms` unless it ends first. */
+export function encodeDrain(ms: number): string {
+  return `{"type":"drain","ms":${ms}}`
+}
+
 export function encodeCredit(bytes: number): string {
   return `{"type":"credit","bytes":${bytes}}`
 }

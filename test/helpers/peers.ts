@@ -50,3 +50,13 @@ export async function pushAndReceive(
   socket.end()
   return { sent, got }
 }
+
+/** Collects everything the socket receives; resolves with the bytes on EOF. */
+export function collectIncoming(socket: Socket): Promise<Buffer> {
+  const parts: Buffer[] = []
+  socket.on('data', (chunk: Buffer) => parts.push(chunk))
+  return new Promise((resolve, reject) => {
+    socket.once('end', () => resolve(Buffer.concat(parts)))
+    socket.once('error', reject)
+  })
+}

@@ -71,7 +71,7 @@ describe('per-route byte limit (maxBytes, also a JWT claim)', () => {
     )
     const logger = memoryLogger()
     const { url } = await startAccessTunnel(d, { routes }, logger)
-    const socket = connect('', { url, token: TOKEN, WebSocket: WebSocket as never })
+    const socket = connect('', { url, token: TOKEN, WebSocket: WebSocket })
     d.add(() => socket.close())
     await socket.opened
     const targetSocket = await target.accepted(0)

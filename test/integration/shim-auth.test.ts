@@ -33,7 +33,7 @@ async function gated() {
 describe('the shim with tokens', () => {
   it('connect() with the right token opens the route and relays bytes; the token is never logged', async () => {
     const { url, logger } = await gated()
-    const socket = connect('', { url, token: async () => TOKEN, WebSocket: WebSocket as never })
+    const socket = connect('', { url, token: async () => TOKEN, WebSocket: WebSocket })
     d.add(() => socket.close())
     const info = await socket.opened
     expect(info.remotePort).toBeGreaterThan(0)
@@ -50,13 +50,10 @@ describe('the shim with tokens', () => {
 
   it('{ route } names the route the client means: the route of the token opens, another is FORBIDDEN (4403)', async () => {
     const { url, logger } = await gated()
-    const right = connect({ route: 'lab' }, { url, token: TOKEN, WebSocket: WebSocket as never })
+    const right = connect({ route: 'lab' }, { url, token: TOKEN, WebSocket: WebSocket })
     d.add(() => right.close())
     await right.opened
-    const wrong = connect(
-      { route: 'billing-db' },
-      { url, token: TOKEN, WebSocket: WebSocket as never },
-    )
+    const wrong = connect({ route: 'billing-db' }, { url, token: TOKEN, WebSocket: WebSocket })
     const err = (await wrong.opened.catch((e: unknown) => e)) as TunnelError
     expect(err).toBeInstanceOf(TunnelError)
     expect(err.code).toBe('FORBIDDEN')
@@ -67,7 +64,7 @@ describe('the shim with tokens', () => {
 
   it('a wrong token rejects opened with TunnelError AUTH_FAILED (4401)', async () => {
     const { url } = await gated()
-    const socket = connect('', { url, token: 'not-the-token', WebSocket: WebSocket as never })
+    const socket = connect('', { url, token: 'not-the-token', WebSocket: WebSocket })
     const err = (await socket.opened.catch((e: unknown) => e)) as TunnelError
     expect(err).toBeInstanceOf(TunnelError)
     expect(err.code).toBe('AUTH_FAILED')
@@ -76,7 +73,7 @@ describe('the shim with tokens', () => {
 
   it('the Node adapter maps a refused token to EACCES, as drivers expect', async () => {
     const { url } = await gated()
-    const socket = connectNet({ url, token: 'not-the-token', WebSocket: WebSocket as never })
+    const socket = connectNet({ url, token: 'not-the-token', WebSocket: WebSocket })
     const [err] = (await once(socket, 'error')) as [NodeJS.ErrnoException]
     expect(err.code).toBe('EACCES')
   })

@@ -23,7 +23,8 @@ const shim = pathToFileURL(`${root}dist/lib/web/gangway.js`).href
 const PROGRAM = `
 import WebSocket from 'ws'
 import { connect } from ${JSON.stringify(shim)}
-const socket = connect('', { url: process.argv[1], WebSocket })
+// close() sends what was accepted first; the target stopped reading, so it gives up after closeTimeout.
+const socket = connect('', { url: process.argv[1], WebSocket, closeTimeout: 200 })
 await socket.opened
 socket.writable.getWriter().write(new Uint8Array(32 << 20)).catch(() => {})
 const reader = socket.readable.getReader()

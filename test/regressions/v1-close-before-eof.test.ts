@@ -28,7 +28,7 @@ describe('regression: gangway.v1 target close while bytes wait for credit', () =
       const socket = connect('', {
         url: server.url(),
         highWaterMark: 64 * 1024,
-        WebSocket: WebSocket as never,
+        WebSocket,
       })
       await socket.opened
       const writer = socket.writable.getWriter()

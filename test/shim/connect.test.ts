@@ -10,6 +10,7 @@ import {
   CLOSE_CODES,
   TunnelError,
   TunnelWebSocket,
+  type TunnelCloseEvent,
   type TunnelErrorCode,
 } from '../../web/gangway.js'
 import { CloseCode, SUBPROTOCOL_V1 } from '../../src/protocol.js'
@@ -146,11 +147,60 @@ describe('connect()', () => {
   })
 })
 
-interface Closing {
-  code: number
-  wasClean: boolean
-  error?: TunnelError
-}
+describe('what a page sees', () => {
+  it('the readable is a byte stream: a BYOB reader fills the caller’s buffer, credit still flows', async () => {
+    const total = 3 * 1024 * 1024
+    const target = await startTcpServer((s) => s.end(Buffer.alloc(total, 7)))
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const socket = connectVia(d, server.url(), { highWaterMark: 256 * 1024 })
+    const reader = socket.readable.getReader({ mode: 'byob' })
+    let buffer = new ArrayBuffer(100_000)
+    let got = 0
+    for (;;) {
+      const { value, done } = await reader.read(new Uint8Array(buffer))
+      if (done) break
+      expect(value.every((b) => b === 7)).toBe(true)
+      got += value.byteLength
+      buffer = value.buffer // BYOB hands the (transferred) buffer back for the next read
+    }
+    expect(got).toBe(total) // more than the window: the reads granted credit
+    await socket.closed
+  })
+
+  it('hears a drain before the 1001: draining resolves with the deadline, TunnelWebSocket fires draining', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port))
+    const socket = connectVia(d, server.url())
+    await socket.opened
+    const ws = new TunnelWebSocket('', { url: server.url(), WebSocket: NodeWebSocket })
+    await new Promise((resolve) => ws.addEventListener('open', resolve))
+    const heard = new Promise<number>((resolve) =>
+      ws.addEventListener('draining', (e) => resolve((e as Event & { ms: number }).ms)),
+    )
+    const stopping = server.close({ drainTimeoutMs: 60_000 })
+    expect(await socket.draining).toBe(60_000)
+    expect(await heard).toBe(60_000)
+    // The page reconnects elsewhere and lets this one go: the daemon's drain then ends early.
+    await socket.close()
+    ws.close()
+    await stopping
+  })
+
+  it('the drain notice comes before the 1001 even with no drain time', async () => {
+    const echo = await startEchoServer()
+    d.add(() => echo.close())
+    const server = await startTunnel(d, tcpTarget(echo.port))
+    const socket = connectVia(d, server.url())
+    await socket.opened
+    let drained = false
+    void socket.draining.then(() => (drained = true))
+    void server.close({ drainTimeoutMs: 0 })
+    expect((await rejection(socket.closed)).code).toBe('GOING_AWAY')
+    expect(drained).toBe(true)
+  })
+})
 
 describe('TunnelWebSocket', () => {
   it('opens on TCP connect, copies what send() is given (callers reuse buffers), and closes 1000 on EOF', async () => {
@@ -180,16 +230,14 @@ describe('TunnelWebSocket', () => {
     expect([ws.readyState, ws.protocol]).toEqual([1, SUBPROTOCOL_V1])
     const messages: string[] = []
     ws.addEventListener('message', (e) =>
-      messages.push(Buffer.from((e as MessageEvent).data as ArrayBuffer).toString()),
+      messages.push(Buffer.from(e.data as ArrayBuffer).toString()),
     )
     const reused = new Uint8Array(3)
     reused.set(text('abc'))
     ws.send(reused)
     reused.set(text('xyz')) // noVNC refills its send buffer as soon as send() returns
     ws.send(reused.subarray(0, 3))
-    const event = (await new Promise<Event>(
-      (resolve) => (ws.onclose = resolve),
-    )) as unknown as Closing
+    const event = await new Promise<TunnelCloseEvent>((resolve) => (ws.onclose = resolve))
     expect([event.code, event.wasClean, messages.join('')]).toEqual([1000, true, 'got abcxyz'])
     expect(ws.readyState).toBe(3)
   })
@@ -199,9 +247,9 @@ describe('TunnelWebSocket', () => {
     const ws = new TunnelWebSocket('', { url: server.url(), WebSocket: NodeWebSocket })
     let errored = false
     ws.addEventListener('error', () => (errored = true))
-    const event = (await new Promise<Event>((resolve) =>
+    const event = await new Promise<TunnelCloseEvent>((resolve) =>
       ws.addEventListener('close', resolve),
-    )) as unknown as Closing
+    )
     expect([errored, event.code, event.wasClean, event.error?.code]).toEqual([
       true,
       4502,
@@ -304,12 +352,12 @@ describe('errors', () => {
     expect(err.code).toBe('TIMEOUT')
   })
 
-  it('reports a failing token function as AUTH_FAILED without connecting', async () => {
+  it('reports a failing token function as TOKEN_ERROR without connecting', async () => {
     const socket = connectVia(d, 'ws://127.0.0.1:9/', {
       token: () => Promise.reject(new Error('no session')),
     })
     const err = await rejection(socket.opened)
-    expect(err.code).toBe('AUTH_FAILED')
+    expect(err.code).toBe('TOKEN_ERROR')
   })
 
   it('raw mode has no credit: a reader that never reads gets OVERFLOW instead of unbounded memory', async () => {

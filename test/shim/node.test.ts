@@ -60,9 +60,7 @@ describe('gangway/node TunnelNetSocket', () => {
         urls.push(url)
       }
     }
-    const socket = track(
-      createNetSocket({ url: server.url, WebSocket: Spy as unknown as typeof NodeWebSocket }),
-    )
+    const socket = track(createNetSocket({ url: server.url, WebSocket: Spy }))
     socket.connect({ port: echo.port, host: '127.0.0.1' })
     await once(socket, 'connect')
     expect(new URL(urls[0]!).searchParams.get('address')).toBe(`127.0.0.1:${echo.port}`)

@@ -9,6 +9,7 @@ import {
   connect,
   TunnelError,
   type Address,
+  type BinaryChunk,
   type ConnectOptions,
   type TunnelErrorCode,
   type TunnelSocket,
@@ -69,7 +70,7 @@ export class TunnelNetSocket extends Duplex {
   bytesRead = 0
   bytesWritten = 0
   private tunnel?: TunnelSocket
-  private writer?: WritableStreamDefaultWriter<Uint8Array>
+  private writer?: WritableStreamDefaultWriter<BinaryChunk>
   private reader?: ReadableStreamDefaultReader<Uint8Array>
   private reading = false
   private timeoutMs = 0
@@ -145,6 +146,8 @@ export class TunnelNetSocket extends Duplex {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     clearTimeout(this.timer)
+    // As net.Socket: destroy(err) drops what waits to be sent; a plain destroy() still sends it, then closes.
+    if (err) this.writer?.abort(err).catch(() => {})
     void this.tunnel?.close()
     cb(err)
   }

@@ -1,0 +1,61 @@
+// Builds dist/gangway-web/: the browser core and the Node adapter as their own zero-dependency package
+// (`gangway-web`), for users who want the shim without the daemon's dependencies. Runs after
+// `tsc -p web/tsconfig.build.json` (the .d.ts files) and the minified bundle (npm run build).
+import { build } from 'esbuild'
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+const out = join(root, 'dist/gangway-web')
+const main = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'))
+
+await rm(out, { recursive: true, force: true })
+await mkdir(join(out, 'node'), { recursive: true })
+// The core: one ESM file (the shared wire constants of src/protocol.ts inlined).
+await build({
+  entryPoints: [join(root, 'web/gangway.ts')],
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  outfile: join(out, 'gangway.js'),
+  logLevel: 'warning',
+})
+// The Node adapter imports the core from ../gangway.js, so both entries share one TunnelError class.
+await build({
+  entryPoints: [join(root, 'web/node/index.ts')],
+  bundle: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  external: ['../gangway.js', 'node:stream'],
+  outfile: join(out, 'node/index.js'),
+  logLevel: 'warning',
+})
+for (const name of ['gangway', 'connect', 'tunnel-error', 'tunnel-websocket'])
+  await copyFile(join(root, `dist/lib/web/${name}.d.ts`), join(out, `${name}.d.ts`))
+await copyFile(join(root, 'dist/lib/web/node/index.d.ts'), join(out, 'node/index.d.ts'))
+await copyFile(join(root, 'dist/gangway.min.js'), join(out, 'gangway.min.js'))
+await copyFile(join(root, 'LICENSE'), join(out, 'LICENSE'))
+await copyFile(join(root, 'docs/shim.md'), join(out, 'README.md'))
+await copyFile(join(root, 'docs/protocol.md'), join(out, 'protocol.md'))
+
+const pkg = {
+  name: 'gangway-web',
+  version: main.version,
+  description:
+    'A TCP socket for web pages and Node drivers over a Gangway WebSocket gateway: connect(), TunnelWebSocket, a net.Socket-like adapter. Zero dependencies.',
+  type: 'module',
+  license: main.license,
+  sideEffects: false,
+  main: './gangway.js',
+  types: './gangway.d.ts',
+  typesVersions: { '*': { node: ['node/index.d.ts'] } },
+  exports: {
+    '.': { types: './gangway.d.ts', default: './gangway.js' },
+    './node': { types: './node/index.d.ts', default: './node/index.js' },
+    './gangway.min.js': './gangway.min.js',
+  },
+  engines: main.engines,
+}
+await writeFile(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
