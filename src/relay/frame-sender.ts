@@ -50,10 +50,21 @@ export function writeFrame(
   return ok
 }
 
-/** A close frame's payload: the code, then the reason's UTF-8 bytes (no code: empty). */
+/** Control frames carry at most 125 bytes: a close reason at most 123 after its code. */
+const MAX_REASON_BYTES = 123
+
+/**
+ * A close frame's payload: the code, then the reason's UTF-8 bytes (no code: empty). A longer reason is cut
+ * to 123 bytes at a character boundary (ws throws instead; a close must never fail or carry broken UTF-8).
+ */
 export function closePayload(code: number | undefined, reason: string | Buffer = ''): Buffer {
   if (code === undefined) return Buffer.alloc(0)
-  const text = typeof reason === 'string' ? Buffer.from(reason) : reason
+  let text = typeof reason === 'string' ? Buffer.from(reason) : reason
+  if (text.length > MAX_REASON_BYTES) {
+    let end = MAX_REASON_BYTES
+    while (end > 0 && (text[end]! & 0xc0) === 0x80) end-- // never split a UTF-8 sequence
+    text = text.subarray(0, end)
+  }
   const payload = Buffer.allocUnsafe(2 + text.length)
   payload.writeUInt16BE(code, 0)
   text.copy(payload, 2)

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { FrameMask, unmaskWords } from '../../src/relay/frame-mask.js'
 import { FrameReceiver, type FrameError, type FrameSink } from '../../src/relay/frame-receiver.js'
-import { frameHeader } from '../../src/relay/frame-sender.js'
+import { closePayload, frameHeader } from '../../src/relay/frame-sender.js'
 import { encodeFrame, splitAt } from '../helpers/frames.js'
 
 function xor(data: Buffer, mask: number[], phase: number): Buffer {
@@ -50,6 +50,19 @@ describe('frame-sender', () => {
     expect(header[0]).toBe(0x82)
     if (size === 4) expect(header.readUInt16BE(2)).toBe(length)
     if (size === 10) expect(Number(header.readBigUInt64BE(2))).toBe(length)
+  })
+})
+
+describe('close payload', () => {
+  it('cuts a long reason to 123 bytes at a character boundary, so the frame stays valid', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 200 }), (reason) => {
+        const payload = closePayload(1011, reason)
+        expect(payload.length).toBeLessThanOrEqual(125)
+        expect(payload.readUInt16BE(0)).toBe(1011)
+        expect(reason.startsWith(payload.subarray(2).toString('utf8'))).toBe(true)
+      }),
+    )
   })
 })
 
