@@ -12,6 +12,9 @@ export interface GroupUsage {
   cpuSeconds: number
   /** The system-time part of `cpuSeconds` (stime + cstime). */
   sysSeconds: number
+  /** Page faults (minflt + cminflt, majflt + cmajflt), counted like `cpuSeconds`. */
+  minorFaults: number
+  majorFaults: number
   /** Sum of VmRSS over the members, bytes. */
   rssBytes: number
   /** Sum of Pss (proportional set size: shared pages split between sharers), bytes. */
@@ -67,6 +70,8 @@ export function groupMembers(pgid: number): number[] {
 export function groupUsage(pgid: number, withPss = true): GroupUsage {
   let ticks = 0
   let sysTicks = 0
+  let minor = 0
+  let major = 0
   let rssKiB = 0
   let pss = 0
   const members = groupMembers(pgid)
@@ -76,12 +81,17 @@ export function groupUsage(pgid: number, withPss = true): GroupUsage {
     // utime(11) stime(12) cutime(13) cstime(14), counted from the field after ")".
     ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
     sysTicks += Number(f[12]) + Number(f[14])
+    // minflt(7) cminflt(8) majflt(9) cmajflt(10)
+    minor += Number(f[7]) + Number(f[8])
+    major += Number(f[9]) + Number(f[10])
     rssKiB += statusKiB(pid, 'VmRSS')
     if (withPss) pss += pssKiB(pid)
   }
   return {
     cpuSeconds: ticks / CLOCK_TICKS_PER_S,
     sysSeconds: sysTicks / CLOCK_TICKS_PER_S,
+    minorFaults: minor,
+    majorFaults: major,
     rssBytes: rssKiB * 1024,
     pssBytes: pss * 1024,
     leaderHwmBytes: statusKiB(pgid, 'VmHWM') * 1024,

@@ -43,6 +43,22 @@ export const RELAYS: readonly Relay[] = [
     ],
   },
   {
+    // Debian's socat copies through an 8 KiB buffer; with 64 KiB it is the strong reference (issue #15).
+    name: 'socat -b 65536',
+    proto: 'tcp',
+    forks: true,
+    available: onPath('/usr/bin/socat'),
+    command: (port, target) => [
+      '/usr/bin/socat',
+      [
+        '-b',
+        '65536',
+        `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,backlog=4096`,
+        `TCP:127.0.0.1:${target}`,
+      ],
+    ],
+  },
+  {
     name: 'websockify',
     proto: 'ws',
     forks: true,
@@ -160,6 +176,8 @@ export interface RunningRelay {
   /** Process group id (= leader pid); undefined for direct TCP. */
   readonly pgid?: number
   readonly stderr: () => string
+  /** Garbage collections so far (Node relays; zero for others). */
+  readonly gc?: () => { scavenges: number; markCompacts: number }
 }
 
 /** `nodeFlags` go to a Node relay's command line (e.g. `--cpu-prof`). */
@@ -171,10 +189,22 @@ export async function startRelay(
   if (!relay.command) return { port: targetPort, stderr: () => '' }
   const port = await freePort()
   const [cmd, command] = relay.command(port, targetPort)
-  const args = cmd === process.execPath ? [...nodeFlags, ...command] : command
+  // Node relays print a line per garbage collection (--trace-gc) on stdout, which is counted.
+  const isNode = cmd === process.execPath
+  const args = isNode ? ['--trace-gc', ...nodeFlags, ...command] : command
   const child: ChildProcess = spawn(cmd, args, {
     detached: true,
-    stdio: ['ignore', 'ignore', 'pipe'],
+    stdio: ['ignore', isNode ? 'pipe' : 'ignore', 'pipe'],
+  })
+  const gc = { scavenges: 0, markCompacts: 0 }
+  let partial = ''
+  child.stdout?.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString('latin1')).split('\n')
+    partial = lines.pop() ?? ''
+    for (const line of lines) {
+      if (line.includes(': Scavenge')) gc.scavenges++
+      else if (line.includes(': Mark-Compact') || line.includes(': Mark-sweep')) gc.markCompacts++
+    }
   })
   const pgid = child.pid!
   liveGroups.add(pgid)
@@ -184,7 +214,7 @@ export async function startRelay(
   })
   child.unref()
   await waitListening(port, child)
-  return { port, pgid, child, stderr: () => stderr }
+  return { port, pgid, child, stderr: () => stderr, gc: () => ({ ...gc }) }
 }
 
 async function waitListening(port: number, child: ChildProcess): Promise<void> {

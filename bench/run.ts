@@ -207,6 +207,7 @@ async function measure(
   try {
     await sleep(P.settleMs) // let the relay settle after start-up
     const before = usage()
+    const gcBefore = running.gc?.()
     const extra: Record<string, number> = {}
     let warm: GroupUsage | undefined
     const result = await new Promise<Record<string, number>>((resolve, reject) => {
@@ -263,6 +264,15 @@ async function measure(
     if (before && after) {
       run.cpuSeconds = after.cpuSeconds - before.cpuSeconds
       run.sysSeconds = after.sysSeconds - before.sysSeconds
+      run.minorFaults = after.minorFaults - before.minorFaults
+      run.majorFaults = after.majorFaults - before.majorFaults
+    }
+    const gcAfter = running.gc?.()
+    if (gcBefore && gcAfter) {
+      run.scavenges = gcAfter.scavenges - gcBefore.scavenges
+      run.markCompacts = gcAfter.markCompacts - gcBefore.markCompacts
+    }
+    if (before && after) {
       if (!relay.forks && !relay.cluster) run.peakRssMiB = after.leaderHwmBytes / MiB
     }
     return run

@@ -392,7 +392,7 @@ export const OPTIONS: readonly OptionSpec[] = [
     kind: 'bytes',
     default: '4MiB',
     describe:
-      'Largest WebSocket message accepted from a client; larger ones close the tunnel with 1009.',
+      'Largest text message (held whole to check its UTF-8), or inflated message with --compress, accepted from a client; above it: close 1009. Binary messages stream, of any size.',
   },
   {
     key: 'nodeId',

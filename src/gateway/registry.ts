@@ -6,10 +6,10 @@
  */
 import type net from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { WebSocket } from 'ws'
 import type { Admission } from '../auth/access.js'
 import type { Config } from '../config/options.js'
 import { bridge, type Tunnel, type TunnelResult } from '../relay/bridge.js'
+import type { RelaySocket } from '../relay/handover.js'
 import { describeTarget } from '../targets/dial.js'
 import { logRejection, type Logger } from '../log.js'
 import { CloseCode } from '../protocol.js'
@@ -127,7 +127,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
 
   function startTunnel(
     id: number,
-    ws: WebSocket,
+    ws: RelaySocket,
     wsSocket: Duplex,
     tcp: net.Socket,
     client: string,

@@ -10,6 +10,7 @@ import { WebSocketServer } from 'ws'
 import type { Access } from '../auth/access.js'
 import type { Config, ListenAddress } from '../config/options.js'
 import { CLOSE_TIMEOUT_MS } from '../relay/bridge.js'
+import { streamingWebSocketClass } from '../relay/handover.js'
 import { GangwayError } from '../errors.js'
 import { createClientErrorListener, createRequestListener } from './http.js'
 import { silentLogger, type Logger } from '../log.js'
@@ -305,6 +306,10 @@ export function clientResolverFor(config: Config) {
   )
 }
 
+/** ws's defaults for `maxFragments` and `maxPendingAutoPongs`, kept on the streaming path. */
+const WS_MAX_FRAGMENTS = 16 * 1024
+const WS_MAX_PENDING_PONGS = 60
+
 function createWebSocketServer(config: Config): WebSocketServer {
   return new WebSocketServer({
     noServer: true,
@@ -312,6 +317,13 @@ function createWebSocketServer(config: Config): WebSocketServer {
     maxPayload: config.maxMessageBytes,
     perMessageDeflate: config.compress,
     handleProtocols: chooseSubprotocol,
+    // The streaming codec takes each upgraded socket from ws after the 101 (src/relay/handover.ts).
+    WebSocket: streamingWebSocketClass({
+      maxTextBytes: config.maxMessageBytes,
+      maxTextFragments: WS_MAX_FRAGMENTS,
+      maxPendingPongs: WS_MAX_PENDING_PONGS,
+      closeTimeoutMs: CLOSE_TIMEOUT_MS,
+    }),
     // ws >= 8.22 option, not yet in @types/ws: how long a close handshake may take before the socket is cut.
     ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
   })

@@ -11,7 +11,8 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { performance } from 'node:perf_hooks'
-import type { WebSocket, WebSocketServer } from 'ws'
+import type { WebSocketServer } from 'ws'
+import { relaySocketOf, type RelaySocket } from '../relay/handover.js'
 import type { Admission, Access, Refusal } from '../auth/access.js'
 import { redactUrl } from '../auth/carriers.js'
 import { clientNamedTarget } from '../auth/named-target.js'
@@ -70,7 +71,7 @@ export interface UpgradeContext {
   /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
   startTunnel(
     id: number,
-    ws: WebSocket,
+    ws: RelaySocket,
     wsSocket: Duplex,
     tcp: Socket,
     client: string,
@@ -243,7 +244,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
         socket.off('close', socketOnCloseBeforeUpgrade)
         socket.off('error', socketOnEarlyError)
-        ctx.startTunnel(id, ws, socket, tcp, client, admitted)
+        ctx.startTunnel(id, relaySocketOf(ws), socket, tcp, client, admitted)
       })
       function socketOnCloseBeforeUpgrade(): void {
         tcp.destroy()
@@ -313,8 +314,9 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         writeHttpStatus(socket, err.status, reason, extra)
         return
       }
-      wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(ws) {
+      wss.handleUpgrade(req, socket, head, function wssOnRefusedUpgrade(upgraded) {
         socket.off('error', socketOnEarlyError)
+        const ws = relaySocketOf(upgraded)
         ws.on('error', wsOnRefusedError)
         ws.close(err.closeCode, reason)
         // A refused client that never answers our close frame must not hold its connection for ws's

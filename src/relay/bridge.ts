@@ -9,7 +9,8 @@
 import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { WebSocket, RawData } from 'ws'
+import type { RawData } from 'ws'
+import type { RelaySocket } from './handover.js'
 import type { TextPolicy } from '../config/options.js'
 import { CloseCode, SUBPROTOCOL_V1 } from '../protocol.js'
 import { startControlChannel, type ControlChannel } from './control-channel.js'
@@ -68,7 +69,7 @@ const WS_ERROR_CLOSE_CODES: Record<string, number> = {
  * target is paused while more than `highWaterMarkBytes` wait to be sent to the client.
  */
 export function bridge(
-  ws: WebSocket,
+  ws: RelaySocket,
   wsSocket: Duplex,
   tcp: Socket,
   options: BridgeOptions,
@@ -280,8 +281,9 @@ export function bridge(
     maybeDone()
   }
 
-  function wsOnError(err: Error & { code?: string }): void {
-    const code = WS_ERROR_CLOSE_CODES[err.code ?? ''] ?? CloseCode.PROTOCOL_ERROR
+  function wsOnError(err: Error & { code?: string; closeCode?: number }): void {
+    // The streaming codec's errors carry the close code they sent; ws's are known by their code.
+    const code = err.closeCode ?? WS_ERROR_CLOSE_CODES[err.code ?? ''] ?? CloseCode.PROTOCOL_ERROR
     finish('client', code, err.message, err.code)
   }
 

@@ -6,7 +6,8 @@
  * Knows nothing of tokens, HTTP or logging, like the bridge.
  */
 import type { Socket } from 'node:net'
-import type { RawData, WebSocket } from 'ws'
+import type { RawData } from 'ws'
+import type { RelaySocket } from './handover.js'
 import type { Initiator } from './tunnel-result.js'
 import {
   decodeClientMessage,
@@ -21,7 +22,7 @@ import { CloseCode, INITIAL_CREDIT } from '../protocol.js'
 /** What the control channel needs from the bridge. */
 export interface ControlHost {
   readonly id: number
-  readonly ws: WebSocket
+  readonly ws: RelaySocket
   readonly tcp: Socket
   readonly highWaterMarkBytes: number
   isFinished(): boolean
@@ -37,7 +38,7 @@ export interface ControlHost {
 
 /** The socket listeners for a v1 tunnel, and what the bridge asks of it. */
 export interface ControlChannel {
-  readonly wsOnMessage: (data: RawData, isBinary: boolean) => void
+  readonly wsOnMessage: (data: RawData, isBinary: boolean, first?: boolean) => void
   readonly tcpOnData: (chunk: Buffer) => void
   readonly tcpOnDrain: () => void
   readonly tcpOnEnd: () => void
@@ -63,6 +64,8 @@ export function startControlChannel(host: ControlHost): ControlChannel {
   const upWindow = Math.max(host.highWaterMarkBytes, INITIAL_CREDIT)
   let upGranted = INITIAL_CREDIT
   let upReceived = 0
+  /** The window as it stood when the binary message in progress began (see wsOnMessage). */
+  let messageGranted = INITIAL_CREDIT
   let upBlocked = false
   let clientEof = false
   let targetEof = false
@@ -73,12 +76,19 @@ export function startControlChannel(host: ControlHost): ControlChannel {
   ws.send(encodeOpen({ remoteAddress, remotePort, localAddress, localPort }))
   grantUp()
 
-  function wsOnMessage(data: RawData, isBinary: boolean): void {
+  /**
+   * `first` is false for the later slices of a binary message on the streaming codec (ws delivers whole
+   * messages). A message is checked against the window granted before it began, as if it had arrived
+   * whole: credit the daemon grants while it streams was not seen by the client when it sent it.
+   */
+  function wsOnMessage(data: RawData, isBinary: boolean, first = true): void {
     if (host.isFinished()) return
     if (isBinary) {
       const chunk = data as Buffer
+      if (first) messageGranted = upGranted
       if (clientEof) badMessage('data after eof')
-      else if (upReceived + chunk.length > upGranted) badMessage('data beyond the granted window')
+      else if (upReceived + chunk.length > messageGranted)
+        badMessage('data beyond the granted window')
       else {
         upReceived += chunk.length
         host.receivedUp(chunk.length)

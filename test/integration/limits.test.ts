@@ -94,27 +94,47 @@ describe('--max-connections', () => {
 })
 
 describe('messages', () => {
-  it('a message above --max-message-size closes with 1009, and the target sees EOF', async () => {
+  it('a text message above --max-message-size closes with 1009, and the target sees EOF', async () => {
     const { server, target } = await countingTunnel({ maxMessageBytes: 64 * 1024 })
     const ws = await openWs(d, server.url())
     const targetSocket = await target.accepted(0)
     const ended = once(targetSocket, 'end')
     const wsClosed = closed(ws)
-    ws.send(Buffer.alloc(64 * 1024 + 1))
+    ws.send('x'.repeat(64 * 1024 + 1))
     expect((await wsClosed).code).toBe(1009)
     await ended
   })
 
-  it('a message of exactly --max-message-size passes', async () => {
+  it('a text message of exactly --max-message-size passes', async () => {
     const { server } = await countingTunnel({ maxMessageBytes: 64 * 1024 })
     const ws = await openWs(d, server.url())
-    ws.send(Buffer.alloc(64 * 1024, 7))
+    ws.send('x'.repeat(64 * 1024))
     let got = 0
     while (got < 64 * 1024) {
       const [m] = (await once(ws, 'message')) as [Buffer]
       got += m.length
     }
     expect(got).toBe(64 * 1024)
+  })
+
+  it('binary messages have no size limit: one of 16 × --max-message-size arrives whole', async () => {
+    const { server } = await countingTunnel({ maxMessageBytes: 64 * 1024 })
+    const ws = await openWs(d, server.url())
+    const sent = Buffer.alloc(1024 * 1024)
+    for (let i = 0; i < sent.length; i++) sent[i] = (i * 7 + (i >> 11)) & 0xff
+    const got: Buffer[] = []
+    let length = 0
+    const echoed = new Promise<void>((resolve, reject) => {
+      ws.on('message', (m: Buffer) => {
+        got.push(m)
+        length += m.length
+        if (length >= sent.length) resolve()
+      })
+      ws.on('close', (code) => reject(new Error(`closed ${code} after ${length} bytes`)))
+    })
+    ws.send(sent)
+    await echoed
+    expect(Buffer.concat(got).equals(sent)).toBe(true)
   })
 
   it('with --compress the limit applies to the inflated size: a small deflate bomb closes with 1009', async () => {

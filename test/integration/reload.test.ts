@@ -165,7 +165,7 @@ describe('config reload in process', () => {
     expect(await echoOnce(before, big)).toBe(big)
     const after = await openWs(d, `${url}?token=${TOKEN_A}`)
     const afterClosed = closed(after)
-    after.send(Buffer.from(big))
+    after.send(big) // text: binary messages have no size limit
     expect((await afterClosed).code).toBe(1009)
   })
 
