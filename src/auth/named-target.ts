@@ -20,6 +20,8 @@ export const ROUTE_OPTION_SCOPE: {
   readonly [K in keyof Required<RouteOptions>]: 'target' | 'credential'
 } = {
   tls: 'target',
+  // A route's login (its password) is for the route's own target only: never sent to one a client named.
+  login: 'target',
   connectTimeoutMs: 'target',
   idleTimeoutMs: 'target',
   highWaterMarkBytes: 'target',

@@ -17,6 +17,8 @@ import { closeChannel, openChannel } from '../events.js'
 import type { DialResult, MetricsHooks } from './metrics-hooks.js'
 import { startRecording, type Recorder } from '../relay/record.js'
 import type { UpgradeContext } from './upgrade.js'
+import type { LoginSession } from './login.js'
+import { startOpening } from '../targets/login/opening.js'
 
 /** One live tunnel, as the admin API and status page show it. */
 export interface TunnelInfo {
@@ -132,6 +134,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     tcp: net.Socket,
     client: string,
     admission: Admission,
+    login?: LoginSession,
   ): void {
     const live = options.config()
     const route = admission.options
@@ -157,6 +160,13 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
         openedAt: Date.now(),
       },
     })
+    if (login !== undefined) {
+      // The bridge listens now: the client's side of the login runs through it (targets/login/opening.ts).
+      startOpening(tcp, login.opening, login.leftover, {
+        close: (code, reason) => tunnel.close(code, reason),
+        timeoutMs: login.timeoutMs,
+      })
+    }
     metrics.opened(routeName)
     logger.info('tunnel open', {
       conn: id,

@@ -30,6 +30,8 @@ import { prepareRecording } from '../relay/record.js'
 import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
 import { createListener } from './listener.js'
 import { createTunnelRegistry, type RouteTotals, type TunnelInfo } from './registry.js'
+import { createPasswordStore, type PasswordStore } from '../targets/login/passwords.js'
+import { createLoginRunner } from './login.js'
 
 export type { RouteTotals, TunnelInfo } from './registry.js'
 
@@ -48,6 +50,11 @@ export interface TunnelServerOptions {
   isRevoked?: (fingerprint: string, since: number) => boolean
   /** TLS settings for `tls://` targets, loaded by `loadTargetTls(config)`; loaded here when absent. */
   targetTls?: TargetTls
+  /**
+   * The password files of routes with a `login` (`createPasswordStore(config.routes)`); read here when
+   * absent. The server closes it.
+   */
+  passwords?: PasswordStore
 }
 
 export interface TunnelStats {
@@ -87,7 +94,14 @@ export interface TunnelServer {
    * what they started with. The caller pins options that need a restart (`listen`, TLS, …) to their
    * start-up values; only per-connection settings, the heartbeat and the message limits are read again.
    */
-  reconfigure(config: Config, access: Access | undefined, targetTls?: TargetTls): void
+  reconfigure(
+    config: Config,
+    access: Access | undefined,
+    targetTls?: TargetTls,
+    passwords?: PasswordStore,
+  ): void
+  /** Re-reads the routes' password files (SIGHUP without `--config`); a file that fails keeps its password. */
+  reloadPasswords(): void
 }
 
 export function createTunnelServer(
@@ -103,6 +117,8 @@ export function createTunnelServer(
   let liveAccess = options.access
   let liveTargetTls = options.targetTls ?? loadTargetTls(config)
   for (const warning of liveTargetTls.warnings) logger.warn(warning)
+  let livePasswords = options.passwords ?? createPasswordStore(config.routes, { logger })
+  const login = createLoginRunner({ logger, metrics, passwords: () => livePasswords })
   const registry = createTunnelRegistry({
     logger,
     metrics,
@@ -169,6 +185,7 @@ export function createTunnelServer(
       },
       targetPreamble,
       revokedSince: (print, since) => options.isRevoked?.(print, since) ?? false,
+      login,
       startTunnel: registry.startTunnel,
     }),
   )
@@ -221,10 +238,19 @@ export function createTunnelServer(
     }
   }
 
-  function reconfigure(next: Config, access: Access | undefined, targetTls?: TargetTls): void {
+  function reconfigure(
+    next: Config,
+    access: Access | undefined,
+    targetTls?: TargetTls,
+    passwords?: PasswordStore,
+  ): void {
     const previous = live
     live = next
     liveAccess = access
+    if (passwords !== undefined && passwords !== livePasswords) {
+      livePasswords.close()
+      livePasswords = passwords
+    }
     if (targetTls !== undefined && targetTls !== liveTargetTls) {
       liveTargetTls = targetTls
       for (const warning of targetTls.warnings) logger.warn(warning)
@@ -274,6 +300,7 @@ export function createTunnelServer(
     httpServer.closeAllConnections()
     await closed
     clearInterval(heartbeatInterval)
+    livePasswords.close()
     await listener.removeSocketFile()
   }
 
@@ -294,6 +321,7 @@ export function createTunnelServer(
     closeTunnel: registry.closeTunnel,
     closeTokenTunnels: registry.closeTokenTunnels,
     reconfigure,
+    reloadPasswords: () => livePasswords.reload(),
   }
 }
 

@@ -18,11 +18,13 @@ const EVERY_OPTION: Required<RouteOptions> = {
   textPolicy: 'reject',
   maxConnections: 4,
   maxBytes: 5,
+  login: { protocol: 'redis', passwordFile: '/route.pass' },
 }
 
 describe('optionsForClientNamedTarget', () => {
   it.each([
     ['tls', 'dropped'],
+    ['login', 'dropped'],
     ['connectTimeoutMs', 'dropped'],
     ['idleTimeoutMs', 'dropped'],
     ['highWaterMarkBytes', 'dropped'],

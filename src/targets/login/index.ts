@@ -1,0 +1,11 @@
+/**
+ * @module targets/login/index
+ * The login protocols by name (a closed map, picked by a route's `login.protocol`).
+ */
+import type { LoginProtocol } from '../../config/login-spec.js'
+import type { LoginModule } from './login.js'
+import { redisLogin } from './redis.js'
+
+export const LOGIN_MODULES: Readonly<Record<LoginProtocol, LoginModule>> = {
+  redis: redisLogin,
+}
