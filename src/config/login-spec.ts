@@ -10,7 +10,7 @@ import { ConfigError } from '../errors.js'
 import { describeValue } from './option-values.js'
 
 /** The protocols the daemon can log in with. */
-export const LOGIN_PROTOCOLS = ['redis'] as const
+export const LOGIN_PROTOCOLS = ['redis', 'vnc'] as const
 export type LoginProtocol = (typeof LOGIN_PROTOCOLS)[number]
 
 export interface LoginSpec {
@@ -27,6 +27,7 @@ const SPEC_KEYS = ['protocol', 'passwordFile', 'user', 'database']
 /** Which optional keys each protocol takes. */
 const TAKES: Record<LoginProtocol, readonly string[]> = {
   redis: ['user'],
+  vnc: [],
 }
 
 /**

@@ -5,7 +5,9 @@
 import type { LoginProtocol } from '../../config/login-spec.js'
 import type { LoginModule } from './login.js'
 import { redisLogin } from './redis.js'
+import { vncLogin } from './vnc.js'
 
 export const LOGIN_MODULES: Readonly<Record<LoginProtocol, LoginModule>> = {
   redis: redisLogin,
+  vnc: vncLogin,
 }
