@@ -10,7 +10,7 @@ import { ConfigError } from '../errors.js'
 import { describeValue } from './option-values.js'
 
 /** The protocols the daemon can log in with. */
-export const LOGIN_PROTOCOLS = ['redis', 'vnc'] as const
+export const LOGIN_PROTOCOLS = ['postgres', 'redis', 'vnc'] as const
 export type LoginProtocol = (typeof LOGIN_PROTOCOLS)[number]
 
 export interface LoginSpec {
@@ -26,6 +26,7 @@ export interface LoginSpec {
 const SPEC_KEYS = ['protocol', 'passwordFile', 'user', 'database']
 /** Which optional keys each protocol takes. */
 const TAKES: Record<LoginProtocol, readonly string[]> = {
+  postgres: ['user', 'database'],
   redis: ['user'],
   vnc: [],
 }
@@ -69,6 +70,9 @@ export function parseLoginSpec(value: unknown, cwd: string = process.cwd()): Log
   }
   const user = name('user', fields['user'])
   const database = name('database', fields['database'])
+  if (known === 'postgres' && user === undefined) {
+    throw new ConfigError('user: the postgres login needs the user to log in as')
+  }
   return Object.freeze({
     protocol: known,
     passwordFile: resolvePath(cwd, file),

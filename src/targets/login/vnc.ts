@@ -48,7 +48,10 @@ export const vncLogin: LoginModule = {
       security = (await reader.read(4)).readUInt32BE(0)
       if (security === 0) throw await refusedWithReason(reader, 'the server refused the connection')
       if (security !== SECURITY_NONE && security !== SECURITY_VNC_AUTH) {
-        throw new LoginFailure('protocol', `vnc: security type ${nameOf(security)} is not supported`)
+        throw new LoginFailure(
+          'protocol',
+          `vnc: security type ${nameOf(security)} is not supported`,
+        )
       }
     } else {
       const count = (await reader.read(1))[0] as number
@@ -96,7 +99,8 @@ function speak(major: number, minor: number): Minor | undefined {
 /** A failure whose reason the server sends as a length-prefixed string (3.8 results, refusals). */
 async function refusedWithReason(reader: LoginReader, what: string): Promise<LoginFailure> {
   const length = (await reader.read(4)).readUInt32BE(0)
-  if (length > MAX_REASON_BYTES) return new LoginFailure('protocol', `vnc: ${what} (reason too long)`)
+  if (length > MAX_REASON_BYTES)
+    return new LoginFailure('protocol', `vnc: ${what} (reason too long)`)
   const reason = (await reader.read(length)).toString('utf8')
   return new LoginFailure('refused', `vnc: ${what}: ${JSON.stringify(reason)}`)
 }
@@ -116,7 +120,8 @@ export function clientOpening(serverVersion: Buffer): ClientOpening {
         if (held.length < VERSION_BYTES) return { kind: 'more' }
         const parsed = VERSION_LINE.exec(held.subarray(0, VERSION_BYTES).toString('latin1'))
         const spoken = parsed === null ? undefined : speak(Number(parsed[1]), Number(parsed[2]))
-        if (spoken === undefined) return { kind: 'refuse', reason: 'the client is not an RFB client' }
+        if (spoken === undefined)
+          return { kind: 'refuse', reason: 'the client is not an RFB client' }
         minor = spoken
         held = held.subarray(VERSION_BYTES)
         if (minor === 3) return { kind: 'done', reply: u32(SECURITY_NONE), rest: held }
@@ -156,5 +161,8 @@ function nameOf(type: number): string {
 }
 
 function printable(line: Buffer): string {
-  return line.toString('latin1').replace(/[^\x20-\x7e]/g, '').trim()
+  return line
+    .toString('latin1')
+    .replace(/[^\x20-\x7e]/g, '')
+    .trim()
 }
