@@ -28,6 +28,7 @@ export const ROUTE_OPTION_SCOPE: {
   textPolicy: 'target',
   maxConnections: 'credential',
   maxBytes: 'credential',
+  maxDurationMs: 'credential',
 }
 
 /** The target a request names (`?address=`, else `?target=`), or undefined when it names none. */

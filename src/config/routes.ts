@@ -32,6 +32,8 @@ export interface RouteOptions {
   readonly maxConnections?: number
   /** Payload bytes (both directions together) one tunnel may carry; beyond it, close 4413. */
   readonly maxBytes?: number
+  /** The longest a tunnel may live; at its end, close 4408 "session time limit reached". */
+  readonly maxDurationMs?: number
   /**
    * TLS settings of a `tls://` route (files, server name, insecure). Only the operator's config file sets
    * them: a token can ask for `tls://` but never names a file.
@@ -63,6 +65,7 @@ const ROUTE_KEYS = [
   'text',
   'maxConnections',
   'maxBytes',
+  'maxDuration',
   'tls',
   'login',
 ]
@@ -153,6 +156,8 @@ export function parseRouteOptions(at: string, fields: Record<string, unknown>): 
     options.maxConnections = field(at, 'maxConnections', fields['maxConnections'], parseCount)
   if (fields['maxBytes'] !== undefined)
     options.maxBytes = field(at, 'maxBytes', fields['maxBytes'], parseBytes)
+  if (fields['maxDuration'] !== undefined)
+    options.maxDurationMs = field(at, 'maxDuration', fields['maxDuration'], parseSeconds)
   return Object.freeze(options)
 }
 

@@ -19,6 +19,7 @@ import { startRecording, type Recorder } from '../relay/record.js'
 import type { UpgradeContext } from './upgrade.js'
 import type { LoginSession } from './login.js'
 import { startOpening } from '../targets/login/opening.js'
+import { watchSessionEnd } from './session-end.js'
 
 /** One live tunnel, as the admin API and status page show it. */
 export interface TunnelInfo {
@@ -167,6 +168,13 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
         timeoutMs: login.timeoutMs,
       })
     }
+    watchSessionEnd({
+      ws,
+      tunnel,
+      expiresAt: admission.expiresAt,
+      maxDurationMs: route.maxDurationMs,
+      config: live,
+    })
     metrics.opened(routeName)
     logger.info('tunnel open', {
       conn: id,

@@ -19,6 +19,7 @@ const EVERY_OPTION: Required<RouteOptions> = {
   maxConnections: 4,
   maxBytes: 5,
   login: { protocol: 'redis', passwordFile: '/route.pass' },
+  maxDurationMs: 6,
 }
 
 describe('optionsForClientNamedTarget', () => {
@@ -31,6 +32,7 @@ describe('optionsForClientNamedTarget', () => {
     ['textPolicy', 'dropped'],
     ['maxConnections', 'kept'],
     ['maxBytes', 'kept'],
+    ['maxDurationMs', 'kept'],
   ] as const)('%s is %s', (key, fate) => {
     const one = { [key]: EVERY_OPTION[key] } as RouteOptions
     const applied = optionsForClientNamedTarget(one)
