@@ -8,7 +8,9 @@ import { createServer, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import type WebSocket from 'ws'
+import { SignJWT } from 'jose'
 import { afterEach, describe, expect, it } from 'vitest'
+import { tempDir } from '../helpers/tmp.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { daemonSurface, loginCount, startLoginDaemon } from '../helpers/login.js'
 import { redisThroughTunnel } from '../helpers/redis-client.js'
@@ -19,6 +21,7 @@ const d = createDisposer()
 afterEach(() => d.run())
 
 const PASSWORD = 'redis-pw-Zq81-never-seen'
+const JWT_SECRET = 'an-hmac-secret-that-is-long-enough-0123456789'
 
 describe('redis login', () => {
   it('lets ioredis, given no password, use a requirepass Redis; the AUTH exchange stays hidden', async () => {
@@ -155,6 +158,30 @@ describe('redis login', () => {
     }
     // The recording starts after the login: no AUTH in it.
     expect(after).not.toContain('AUTH')
+  })
+})
+
+describe('tokens and logins', () => {
+  it('a JWT naming a route with a login gets the login; the token carries no password', async () => {
+    const redis = await startRedisServer(d, ['--requirepass', PASSWORD])
+    const dir = await tempDir(d, 'gangway-login-jwt-')
+    const keyFile = join(dir, 'jwt.key')
+    await writeFile(keyFile, JWT_SECRET)
+    // A login claim in the token is not a thing: it is ignored, the route's login is used.
+    const daemon = await startLoginDaemon(
+      d,
+      `127.0.0.1:${redis.port}`,
+      { protocol: 'redis' },
+      PASSWORD,
+      { jwtKey: keyFile },
+    )
+    const token = await new SignJWT({ target: 'svc', login: { passwordFile: '/etc/shadow' } })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime('2m')
+      .sign(Buffer.from(JWT_SECRET))
+    const client = await redisThroughTunnel(d, daemon.url.replace(/\?.*$/, `?token=${token}`))
+    expect(await client.ping()).toBe('PONG')
+    expect(await loginCount(daemon.metrics, 'redis', 'ok')).toBe(1)
   })
 })
 
