@@ -59,11 +59,14 @@ export function watchSessionEnd(options: SessionEndOptions): void {
   const warns = ws.protocol === SUBPROTOCOL_V1 && config.sessionExpiryWarningMs > 0
   let warned = false
   let handle: NodeJS.Timeout | undefined
-  void tunnel.closed.then(function sessionOnTunnelClosed() {
+  // `closed` never rejects (the bridge only resolves it); the catch keeps the chain complete.
+  tunnel.closed.then(sessionOnTunnelClosed).catch(sessionOnTunnelClosed)
+  step()
+
+  function sessionOnTunnelClosed(): void {
     clearTimeout(handle)
     handle = undefined
-  })
-  step()
+  }
 
   function step(): void {
     const left = the.at - now()
