@@ -137,7 +137,7 @@ describe('redis login', () => {
       `127.0.0.1:${redis.port}`,
       { protocol: 'redis' },
       PASSWORD,
-      { recordDir },
+      { record: `${recordDir}/` },
     )
     const received = collector()
     const ws = await openWs(d, daemon.url, {

@@ -42,9 +42,17 @@ describe('optionsForClientNamedTarget', () => {
 
   it('the table covers every route option, and nothing else passes', () => {
     expect(Object.keys(ROUTE_OPTION_SCOPE).sort()).toEqual(Object.keys(EVERY_OPTION).sort())
-    expect(optionsForClientNamedTarget(EVERY_OPTION)).toEqual({ maxConnections: 4, maxBytes: 5 })
+    expect(optionsForClientNamedTarget(EVERY_OPTION)).toEqual({
+      maxConnections: 4,
+      maxBytes: 5,
+      maxDurationMs: 6,
+    })
     const unknown = { ...EVERY_OPTION, proxyProtocol: 'v2' } as RouteOptions
-    expect(optionsForClientNamedTarget(unknown)).toEqual({ maxConnections: 4, maxBytes: 5 })
+    expect(optionsForClientNamedTarget(unknown)).toEqual({
+      maxConnections: 4,
+      maxBytes: 5,
+      maxDurationMs: 6,
+    })
     expect(optionsForClientNamedTarget(undefined)).toEqual({})
   })
 })
