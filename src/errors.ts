@@ -12,6 +12,8 @@ export type TunnelErrorCode =
   | 'ERR_TARGET_UNREACHABLE'
   | 'ERR_TARGET_TIMEOUT'
   | 'ERR_TARGET_TLS'
+  | 'ERR_TARGET_LOGIN'
+  | 'ERR_LOGIN_TIMEOUT'
   | 'ERR_TARGET_RESET'
   | 'ERR_TOO_MANY_CONNECTIONS'
   | 'ERR_SHUTTING_DOWN'
@@ -69,6 +71,8 @@ export const REFUSALS: Record<TunnelErrorCode, { status: number; closeCode: numb
   ERR_TARGET_UNREACHABLE: { status: 503, closeCode: CloseCode.TARGET_UNREACHABLE },
   ERR_TARGET_TIMEOUT: { status: 504, closeCode: CloseCode.TARGET_TIMEOUT },
   ERR_TARGET_TLS: { status: 502, closeCode: CloseCode.TARGET_REFUSED },
+  ERR_TARGET_LOGIN: { status: 502, closeCode: CloseCode.TARGET_REFUSED },
+  ERR_LOGIN_TIMEOUT: { status: 504, closeCode: CloseCode.TARGET_TIMEOUT },
   ERR_TARGET_RESET: { status: 502, closeCode: CloseCode.INTERNAL_ERROR },
   ERR_TOO_MANY_CONNECTIONS: { status: 503, closeCode: CloseCode.TOO_MANY_CONNECTIONS },
   ERR_SHUTTING_DOWN: { status: 503, closeCode: CloseCode.GOING_AWAY },

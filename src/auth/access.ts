@@ -70,6 +70,8 @@ export interface Admission {
    * revocation heard on the channel after this instant stops the tunnel (see state/redis-state.ts).
    */
   readonly revocationCheckedAt: number | undefined
+  /** When the token expires (ms since the epoch), if its store says so. */
+  readonly expiresAt?: number | undefined
   /** Gives back the per-token connection slot; call once when the tunnel (or the dial) ends. */
   release(): void
 }
@@ -290,6 +292,7 @@ export function createAccess(options: AccessOptions): Access {
       fingerprint: print,
       carrier,
       revocationCheckedAt,
+      expiresAt: resolution?.expiresAt,
       release,
     }
   }

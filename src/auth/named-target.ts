@@ -20,12 +20,15 @@ export const ROUTE_OPTION_SCOPE: {
   readonly [K in keyof Required<RouteOptions>]: 'target' | 'credential'
 } = {
   tls: 'target',
+  // A route's login (its password) is for the route's own target only: never sent to one a client named.
+  login: 'target',
   connectTimeoutMs: 'target',
   idleTimeoutMs: 'target',
   highWaterMarkBytes: 'target',
   textPolicy: 'target',
   maxConnections: 'credential',
   maxBytes: 'credential',
+  maxDurationMs: 'credential',
 }
 
 /** The target a request names (`?address=`, else `?target=`), or undefined when it names none. */

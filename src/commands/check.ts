@@ -14,6 +14,7 @@ import { loadTlsOptions, tlsSettings } from '../gateway/tls.js'
 import { silentLogger } from '../log.js'
 import { prepareRecording } from '../relay/record.js'
 import { loadTargetTls } from '../targets/target-tls.js'
+import { createPasswordStore } from '../targets/login/passwords.js'
 import { EXIT_OK, type Args, type CommandSpec } from './command.js'
 import {
   adminAddress,
@@ -42,6 +43,7 @@ async function runCheck(args: Args): Promise<number> {
     const tls = tlsSettings(config)
     if (tls !== undefined) await loadTlsOptions(tls)
     loadTargetTls(config)
+    createPasswordStore(config.routes, { watch: false }).close() // routes' login password files
     const adminAt = adminAddress(config.admin)
     await readAdminToken(config, adminAt !== undefined)
     if (config.record !== undefined) {

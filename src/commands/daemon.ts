@@ -12,6 +12,7 @@ import { createAccessFromConfig, createAccessState } from '../auth/from-config.j
 import { createLogger, logRejection, resolveNodeId, type Logger } from '../log.js'
 import { createTunnelServer, type TunnelServer } from '../gateway/server.js'
 import { loadTargetTls } from '../targets/target-tls.js'
+import { createPasswordStore } from '../targets/login/passwords.js'
 import { createAdminServer, type AdminServer } from '../ops/admin.js'
 import { createMetrics } from '../ops/metrics.js'
 import { attachState, createStateFromConfig } from '../state/from-config.js'
@@ -62,6 +63,8 @@ export async function runDaemon(config: Config, hooks: DaemonHooks): Promise<num
   checkTlsOptions(config)
   // Read (and validate) the files of tls:// targets before anything is opened: a bad one is a usage error.
   const targetTls = loadTargetTls(config)
+  // The same for the password files of routes with a login (the server reads and watches its own store).
+  createPasswordStore(config.routes, { watch: false }).close()
   const adminAt = adminAddress(config.admin)
   const adminToken = await readAdminToken(config, adminAt !== undefined)
   const count = workerCount(config)

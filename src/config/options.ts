@@ -76,6 +76,12 @@ export interface Config {
   /** Redis shared by several nodes: revocations, per-token limits, single-use JWT ids (docs/operations.md). */
   readonly stateRedis: string | undefined
   readonly statePrefix: string
+  /** Close tunnels when the token that opened them expires (`enforce`), or let them live (`ignore`). */
+  readonly sessionExpiry: 'enforce' | 'ignore'
+  /** How long after its token's expiry a tunnel may live on. */
+  readonly sessionExpiryGraceMs: number
+  /** How long before the end gangway.v1 clients get an `expiring` message (0 = none). */
+  readonly sessionExpiryWarningMs: number
   /**
    * Session recordings (one file per tunnel): websockify's file prefix (`PREFIX.<time>-conn<id>.jsonl`), or
    * with a trailing `/` a directory; off when undefined.
@@ -431,6 +437,32 @@ export const OPTIONS: readonly OptionSpec[] = [
       'How a refusal or a failed dial is reported: "close" completes the upgrade and closes with a 4xxx code (readable from JavaScript); "http" answers 401/403/429/502/503/504 before the upgrade.',
   },
   {
+    key: 'sessionExpiry',
+    field: 'sessionExpiry',
+    flag: 'session-expiry',
+    kind: { choices: ['enforce', 'ignore'] },
+    default: 'enforce',
+    describe:
+      'Tunnels opened with a token that expires (JWT exp, token API expiresAt, a Redis key TTL) close with 4401 "token expired" at its expiry plus --session-expiry-grace ("enforce"), or live on ("ignore").',
+  },
+  {
+    key: 'sessionExpiryGrace',
+    field: 'sessionExpiryGraceMs',
+    flag: 'session-expiry-grace',
+    kind: 'seconds',
+    default: 0,
+    describe: 'Seconds a tunnel may outlive the expiry of the token that opened it.',
+  },
+  {
+    key: 'sessionExpiryWarning',
+    field: 'sessionExpiryWarningMs',
+    flag: 'session-expiry-warning',
+    kind: 'seconds',
+    default: 60,
+    describe:
+      'Seconds before a tunnel is closed for its token\'s expiry (or its route\'s maxDuration) that gangway.v1 clients get an "expiring" message, to fetch a new token and reconnect; 0 = none.',
+  },
+  {
     key: 'statePrefix',
     field: 'statePrefix',
     flag: 'state-prefix',
@@ -675,6 +707,9 @@ export const DEFAULTS = {
   targetProxyProtocol: 'off',
   stateRedis: undefined,
   statePrefix: 'gangway:',
+  sessionExpiry: 'enforce',
+  sessionExpiryGraceMs: 0,
+  sessionExpiryWarningMs: 60_000,
   record: undefined,
   workers: 1,
   nodeId: undefined,

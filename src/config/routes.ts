@@ -17,6 +17,7 @@ import {
   parseSeconds,
 } from './option-values.js'
 import { parseTargetTlsSpec, type TargetTlsSpec } from './target-tls-spec.js'
+import { parseLoginSpec, type LoginSpec } from './login-spec.js'
 
 /** What the daemon does with a text frame: relay its bytes, or close with 1003. */
 export type TextPolicy = 'forward' | 'reject'
@@ -31,11 +32,18 @@ export interface RouteOptions {
   readonly maxConnections?: number
   /** Payload bytes (both directions together) one tunnel may carry; beyond it, close 4413. */
   readonly maxBytes?: number
+  /** The longest a tunnel may live; at its end, close 4408 "session time limit reached". */
+  readonly maxDurationMs?: number
   /**
    * TLS settings of a `tls://` route (files, server name, insecure). Only the operator's config file sets
    * them: a token can ask for `tls://` but never names a file.
    */
   readonly tls?: TargetTlsSpec
+  /**
+   * The daemon logs in to the target for the client (docs/auth.md). Only the operator's config file sets
+   * it: a token can name a route with a login, never carry a password.
+   */
+  readonly login?: LoginSpec
 }
 
 export interface Route {
@@ -57,12 +65,14 @@ const ROUTE_KEYS = [
   'text',
   'maxConnections',
   'maxBytes',
+  'maxDuration',
   'tls',
+  'login',
 ]
 
 /**
  * Parses the config file's `routes` mapping: `name → { target, tokens?, connectTimeout?, idleTimeout?,
- * highWaterMark?, text?, maxConnections?, maxBytes?, tls? }` (`tls` only with a `tls://` target).
+ * highWaterMark?, text?, maxConnections?, maxBytes?, tls?, login? }` (`tls` only with a `tls://` target).
  * @throws {ConfigError} `<label>.<name>.<key>: …` naming the first bad value.
  */
 export function parseRoutes(value: unknown, label: string, cwd?: string): Routes {
@@ -99,7 +109,12 @@ export function parseRoutes(value: unknown, label: string, cwd?: string): Routes
       target,
       tokens:
         fields['tokens'] === undefined ? [] : field(at, 'tokens', fields['tokens'], parseTokens),
-      options: withTls(at, target, parseRouteOptions(at, fields), fields['tls'], cwd),
+      options: withLogin(
+        at,
+        withTls(at, target, parseRouteOptions(at, fields), fields['tls'], cwd),
+        fields['login'],
+        cwd,
+      ),
     }
     for (const token of route.tokens) {
       const previous = owners.get(tokenKey(token))
@@ -141,6 +156,8 @@ export function parseRouteOptions(at: string, fields: Record<string, unknown>): 
     options.maxConnections = field(at, 'maxConnections', fields['maxConnections'], parseCount)
   if (fields['maxBytes'] !== undefined)
     options.maxBytes = field(at, 'maxBytes', fields['maxBytes'], parseBytes)
+  if (fields['maxDuration'] !== undefined)
+    options.maxDurationMs = field(at, 'maxDuration', fields['maxDuration'], parseSeconds)
   return Object.freeze(options)
 }
 
@@ -158,6 +175,18 @@ function withTls(
   }
   const tls = field(at, 'tls', value, (v) => parseTargetTlsSpec(v, cwd))
   return Object.freeze({ ...options, tls })
+}
+
+/** Adds a route's `login` mapping (a file path only: targets/login/passwords.ts reads it). */
+function withLogin(
+  at: string,
+  options: RouteOptions,
+  value: unknown,
+  cwd: string | undefined,
+): RouteOptions {
+  if (value === undefined) return options
+  const login = field(at, 'login', value, (v) => parseLoginSpec(v, cwd))
+  return Object.freeze({ ...options, login })
 }
 
 function field<T>(at: string, key: string, value: unknown, parse: (v: unknown) => T): T {

@@ -31,6 +31,8 @@ export interface MetricsHooks {
   refused(code: number, reason: RefusalReason): void
   /** Registers a reader of live per-route byte counts (tunnels not yet closed), read at scrape time. */
   setLiveBytes(read: () => Iterable<{ route: string; up: number; down: number }>): void
+  /** The daemon logged in to a target for a client: `result` is ok, refused, error or timeout. */
+  loggedIn(protocol: string, result: string): void
   /** A SIGHUP reload of the configuration ended: applied, or rejected (the old one stays). */
   configReloaded(ok: boolean): void
 }
@@ -43,4 +45,5 @@ export const noMetrics: MetricsHooks = {
   refused() {},
   setLiveBytes() {},
   configReloaded() {},
+  loggedIn() {},
 }

@@ -17,6 +17,9 @@ import { closeChannel, openChannel } from '../events.js'
 import type { DialResult, MetricsHooks } from './metrics-hooks.js'
 import { startRecording, type Recorder } from '../relay/record.js'
 import type { UpgradeContext } from './upgrade.js'
+import type { LoginSession } from './login.js'
+import { startOpening } from '../targets/login/opening.js'
+import { watchSessionEnd } from './session-end.js'
 
 /** One live tunnel, as the admin API and status page show it. */
 export interface TunnelInfo {
@@ -132,6 +135,7 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
     tcp: net.Socket,
     client: string,
     admission: Admission,
+    login?: LoginSession,
   ): void {
     const live = options.config()
     const route = admission.options
@@ -156,6 +160,20 @@ export function createTunnelRegistry(options: TunnelRegistryOptions): TunnelRegi
         token: admission.fingerprint,
         openedAt: Date.now(),
       },
+    })
+    if (login !== undefined) {
+      // The bridge listens now: the client's side of the login runs through it (targets/login/opening.ts).
+      startOpening(tcp, login.opening, login.leftover, {
+        close: (code, reason) => tunnel.close(code, reason),
+        timeoutMs: login.timeoutMs,
+      })
+    }
+    watchSessionEnd({
+      ws,
+      tunnel,
+      expiresAt: admission.expiresAt,
+      maxDurationMs: route.maxDurationMs,
+      config: live,
     })
     metrics.opened(routeName)
     logger.info('tunnel open', {

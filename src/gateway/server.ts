@@ -31,6 +31,8 @@ import { prepareRecording } from '../relay/record.js'
 import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
 import { createListener } from './listener.js'
 import { createTunnelRegistry, type RouteTotals, type TunnelInfo } from './registry.js'
+import { createPasswordStore, type PasswordStore } from '../targets/login/passwords.js'
+import { createLoginRunner } from './login.js'
 
 export type { RouteTotals, TunnelInfo } from './registry.js'
 
@@ -49,6 +51,11 @@ export interface TunnelServerOptions {
   isRevoked?: (fingerprint: string, since: number) => boolean
   /** TLS settings for `tls://` targets, loaded by `loadTargetTls(config)`; loaded here when absent. */
   targetTls?: TargetTls
+  /**
+   * The password files of routes with a `login` (`createPasswordStore(config.routes)`); read here when
+   * absent. The server closes it.
+   */
+  passwords?: PasswordStore
 }
 
 export interface TunnelStats {
@@ -88,7 +95,14 @@ export interface TunnelServer {
    * what they started with. The caller pins options that need a restart (`listen`, TLS, …) to their
    * start-up values; only per-connection settings, the heartbeat and the message limits are read again.
    */
-  reconfigure(config: Config, access: Access | undefined, targetTls?: TargetTls): void
+  reconfigure(
+    config: Config,
+    access: Access | undefined,
+    targetTls?: TargetTls,
+    passwords?: PasswordStore,
+  ): void
+  /** Re-reads the routes' password files (SIGHUP without `--config`); a file that fails keeps its password. */
+  reloadPasswords(): void
 }
 
 export function createTunnelServer(
@@ -104,6 +118,8 @@ export function createTunnelServer(
   let liveAccess = options.access
   let liveTargetTls = options.targetTls ?? loadTargetTls(config)
   for (const warning of liveTargetTls.warnings) logger.warn(warning)
+  let livePasswords = options.passwords ?? createPasswordStore(config.routes, { logger })
+  const login = createLoginRunner({ logger, metrics, passwords: () => livePasswords })
   const registry = createTunnelRegistry({
     logger,
     metrics,
@@ -170,6 +186,7 @@ export function createTunnelServer(
       },
       targetPreamble,
       revokedSince: (print, since) => options.isRevoked?.(print, since) ?? false,
+      login,
       startTunnel: registry.startTunnel,
     }),
   )
@@ -222,10 +239,19 @@ export function createTunnelServer(
     }
   }
 
-  function reconfigure(next: Config, access: Access | undefined, targetTls?: TargetTls): void {
+  function reconfigure(
+    next: Config,
+    access: Access | undefined,
+    targetTls?: TargetTls,
+    passwords?: PasswordStore,
+  ): void {
     const previous = live
     live = next
     liveAccess = access
+    if (passwords !== undefined && passwords !== livePasswords) {
+      livePasswords.close()
+      livePasswords = passwords
+    }
     if (targetTls !== undefined && targetTls !== liveTargetTls) {
       liveTargetTls = targetTls
       for (const warning of targetTls.warnings) logger.warn(warning)
@@ -275,6 +301,7 @@ export function createTunnelServer(
     httpServer.closeAllConnections()
     await closed
     clearInterval(heartbeatInterval)
+    livePasswords.close()
     await listener.removeSocketFile()
   }
 
@@ -295,6 +322,7 @@ export function createTunnelServer(
     closeTunnel: registry.closeTunnel,
     closeTokenTunnels: registry.closeTokenTunnels,
     reconfigure,
+    reloadPasswords: () => livePasswords.reload(),
   }
 }
 

@@ -24,6 +24,7 @@ import type { Logger } from '../log.js'
 import { refuseChannel } from '../events.js'
 import { refusalReason, type DialResult, type RefusalReason } from './metrics-hooks.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
+import type { LoginRunner, LoginSession } from './login.js'
 import {
   tlsRefusalReason,
   tlsSettingsFor,
@@ -68,7 +69,12 @@ export interface UpgradeContext {
    * this upgrade was being admitted): it is refused before its target is dialled.
    */
   revokedSince(fingerprint: string, since: number): boolean
-  /** Takes over a connected pair; the tunnel must call `admission.release()` when it ends. */
+  /** Logs in to the target for the client (a route's `login`), between the dial and the 101. */
+  readonly login: LoginRunner
+  /**
+   * Takes over a connected pair; the tunnel must call `admission.release()` when it ends. `login`: the
+   * client's side of a login still to run on it.
+   */
   startTunnel(
     id: number,
     ws: RelaySocket,
@@ -76,6 +82,7 @@ export interface UpgradeContext {
     tcp: Socket,
     client: string,
     admission: Admission,
+    login?: LoginSession,
   ): void
 }
 
@@ -85,6 +92,8 @@ const CLIENT_REASONS: Record<string, string> = {
   ERR_TARGET_UNREACHABLE: 'target unreachable',
   ERR_TARGET_TIMEOUT: 'target connect timed out',
   ERR_TARGET_TLS: 'target TLS failed',
+  ERR_TARGET_LOGIN: 'target login failed',
+  ERR_LOGIN_TIMEOUT: 'target login timed out',
   ERR_TOO_MANY_CONNECTIONS: 'too many connections',
   ERR_SHUTTING_DOWN: 'server shutting down',
   ERR_TOKEN_INVALID: 'unauthorized',
@@ -113,6 +122,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     const client = ctx.clientOf(req)
     // Declared before any refusal below can use them.
     let admission: Admission | undefined
+    let loginSession: LoginSession | undefined
     let refusalFields: Record<string, unknown> = {}
     let targetText = fixedTarget === undefined ? undefined : describeTarget(fixedTarget)
 
@@ -199,9 +209,31 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         addresses: answer.addresses,
         preamble: ctx.targetPreamble(req),
         tls,
+        plainReads: answer.options.login !== undefined,
       })
+        .then(loginOnDialed)
         .then(dialOnSuccess, dialOnFailure)
         .catch(upgradeOnInternalError)
+    }
+
+    /** With a route's `login`, the 101 means "connected and logged in": the login runs first. */
+    function loginOnDialed(tcp: Socket): Socket | Promise<Socket> {
+      const admitted = admission as Admission
+      const spec = admitted.options.login
+      if (spec === undefined) return tcp
+      return ctx
+        .login({
+          conn: id,
+          tcp,
+          target: admitted.target,
+          spec,
+          timeoutMs: admitted.options.connectTimeoutMs ?? config.connectTimeoutMs,
+          signal: abort.signal,
+        })
+        .then((session) => {
+          loginSession = session
+          return tcp
+        })
     }
 
     function socketOnCloseWhileDialing(): void {
@@ -244,7 +276,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       wss.handleUpgrade(req, socket, head, function wssOnUpgraded(ws) {
         socket.off('close', socketOnCloseBeforeUpgrade)
         socket.off('error', socketOnEarlyError)
-        ctx.startTunnel(id, relaySocketOf(ws), socket, tcp, client, admitted)
+        ctx.startTunnel(id, relaySocketOf(ws), socket, tcp, client, admitted, loginSession)
       })
       function socketOnCloseBeforeUpgrade(): void {
         tcp.destroy()

@@ -137,8 +137,18 @@ export function createMetrics(options: MetricsOptions = {}): TunnelMetrics {
   })
   for (const result of ['ok', 'failed']) reloads.inc({ result }, 0) // both series exist from the start
 
+  const logins = new Counter({
+    name: 'gangway_logins_total',
+    help: 'Logins the daemon ran for clients (routes with a login), by protocol and result: ok, refused (the target said no), error (it did not speak the protocol or closed), timeout.',
+    labelNames: ['protocol', 'result'],
+    registers: [registry],
+  })
+
   return {
     registry,
+    loggedIn(protocol, result) {
+      logins.inc({ protocol, result })
+    },
     configReloaded(ok) {
       reloads.inc({ result: ok ? 'ok' : 'failed' })
     },

@@ -21,6 +21,7 @@ import { clientResolverFor, type TunnelServer } from '../gateway/server.js'
 import type { SharedState } from '../state/redis-state.js'
 import { loadTargetTls, type TargetTls } from '../targets/target-tls.js'
 import { loadTlsOptions, tlsSettings } from '../gateway/tls.js'
+import { createPasswordStore, type PasswordStore } from '../targets/login/passwords.js'
 
 /**
  * Options a running daemon cannot change: the sockets it listens on, its processes, TLS on the listener,
@@ -106,6 +107,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
   /** Without `--config`: re-read token files and certificates in place, as SIGHUP always did. */
   async function reloadSources(): Promise<ReloadReport> {
     await server.reloadCertificates() // logs its own outcome
+    server.reloadPasswords() // logs each file that fails (and keeps its password)
     try {
       await gate?.reload()
       return { ok: true, changed: [], restartNeeded: [] }
@@ -118,6 +120,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
     let next: Config
     let nextGate: TrackedAccess | undefined
     let nextTargetTls: TargetTls
+    let nextPasswords: PasswordStore | undefined
     const restartNeeded: Array<{ option: string; keeping: string }> = []
     try {
       const loaded = await options.load!()
@@ -137,9 +140,11 @@ export function createReloader(options: ReloaderOptions): Reloader {
       const tls = tlsSettings(next)
       if (tls !== undefined) await loadTlsOptions(tls)
       nextTargetTls = loadTargetTls(next)
+      nextPasswords = createPasswordStore(next.routes, { logger })
       const built = await createAccessFromConfig(next, { logger, state, shared: options.shared })
       nextGate = built === undefined ? undefined : trackAdmissions(built)
     } catch (err) {
+      nextPasswords?.close()
       return failed(err)
     }
     // Nothing below can fail: the swap is all or nothing.
@@ -151,7 +156,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
     const previousGate = gate
     config = next
     gate = nextGate
-    server.reconfigure(next, nextGate, nextTargetTls)
+    server.reconfigure(next, nextGate, nextTargetTls, nextPasswords)
     options.setLogLevel?.(next.logLevel)
     if (previousGate !== undefined) retire(previousGate)
     if (next.tlsCert !== undefined) await server.reloadCertificates()

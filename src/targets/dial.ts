@@ -34,6 +34,11 @@ export interface DialOptions {
   preamble?: Buffer | undefined
   /** TLS settings for a `tls://` target (default: Node's roots, verification on). */
   tls?: TargetTlsSettings | undefined
+  /**
+   * Read the target as an ordinary stream instead of into a reused buffer: a login (targets/login/) reads
+   * the target's answers before the bridge takes the socket over.
+   */
+  plainReads?: boolean | undefined
 }
 
 /**
@@ -45,7 +50,10 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
     // Plain targets' reads go into a reused buffer (src/target-reads.ts) instead of a fresh one per read;
     // a TLS target's bytes are read by the TLS layer.
-    const reads = target.kind === 'unix' || target.tls !== true ? createTargetReads() : undefined
+    const reads =
+      options.plainReads !== true && (target.kind === 'unix' || target.tls !== true)
+        ? createTargetReads()
+        : undefined
     const onread = reads === undefined ? {} : { onread: reads.onread }
     const socket =
       target.kind === 'unix'

@@ -104,10 +104,27 @@ export function httpTokenApi(options: HttpApiOptions): TargetResolver {
 function parseAnswer(body: string): Resolution {
   const text = body.trim()
   let target: string | undefined = text
+  let expiresAt: number | undefined
   if (text.startsWith('{')) {
     const json = JSON.parse(text) as Record<string, unknown>
     target = typeof json['target'] === 'string' ? json['target'] : hostPortFields(json)
     if (target === undefined) throw new Error('token API answer has no target')
+    expiresAt = parseExpiresAt(json['expiresAt'])
   }
-  return { target: parseTarget(target), trusted: false, label: 'token-api' }
+  return {
+    target: parseTarget(target),
+    trusted: false,
+    label: 'token-api',
+    ...(expiresAt === undefined ? {} : { expiresAt }),
+  }
+}
+
+/** `expiresAt`: seconds since the epoch (as JWT `exp`) or an ISO 8601 time; anything else is ignored. */
+function parseExpiresAt(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value) && value > 0) return value * 1000
+  if (typeof value === 'string') {
+    const ms = Date.parse(value)
+    if (Number.isFinite(ms)) return ms
+  }
+  return undefined
 }

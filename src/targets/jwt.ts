@@ -145,6 +145,7 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
         // A route: its own limit holds for all its tokens; the claim is a second limit for this token.
         return {
           ...resolved,
+          expiresAt: expMs,
           options: { ...resolved.options, ...limits },
           ...(maxConnections === undefined
             ? {}
@@ -153,6 +154,7 @@ export async function jwtTokens(options: JwtOptions): Promise<TargetResolver> {
       }
       return {
         ...resolved,
+        expiresAt: expMs,
         options: {
           ...resolved.options,
           ...limits,

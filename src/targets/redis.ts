@@ -51,9 +51,19 @@ export function redisTokens(options: RedisOptions): TargetResolver {
     name: 'redis',
     async resolve(token): Promise<Resolution | null> {
       await ready()
-      const value = await client.get(prefix + token)
-      if (value === null) return null
-      return parseValue(value.trim())
+      // The key's TTL is the token's expiry: tunnels it opens end then (--session-expiry).
+      const answers = await client
+        .pipeline()
+        .get(prefix + token)
+        .pttl(prefix + token)
+        .exec()
+      const [getError, value] = answers?.[0] ?? [null, null]
+      if (getError) throw getError
+      if (typeof value !== 'string') return null
+      const found = parseValue(value.trim())
+      const ttl = answers?.[1]?.[1]
+      if (found === null || typeof ttl !== 'number' || ttl <= 0) return found
+      return { ...found, expiresAt: Date.now() + ttl }
     },
     async close() {
       client.disconnect()

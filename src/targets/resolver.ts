@@ -30,6 +30,8 @@ export interface Resolution {
    * claim): `max` tunnels under `key` (default: the token's fingerprint).
    */
   readonly tokenLimit?: { readonly key: string | undefined; readonly max: number }
+  /** When the token expires (ms since the epoch), where its store says so: tunnels it opened end then. */
+  readonly expiresAt?: number
 }
 
 /** Receives the operator-facing reason a token was refused (never the token itself). */

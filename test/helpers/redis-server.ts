@@ -18,7 +18,11 @@ export interface RedisProcess {
   stop(): Promise<void>
 }
 
-export async function startRedisServer(disposer: Disposer): Promise<RedisProcess> {
+/** `extraArgs` go on redis-server's command line (`['--requirepass', 'pw']`). */
+export async function startRedisServer(
+  disposer: Disposer,
+  extraArgs: readonly string[] = [],
+): Promise<RedisProcess> {
   const port = await freePort()
   let child: ChildProcess | undefined
 
@@ -39,6 +43,7 @@ export async function startRedisServer(disposer: Disposer): Promise<RedisProcess
         'no',
         '--dir',
         '/tmp',
+        ...extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     )

@@ -1,14 +1,20 @@
 /**
  * A real VNC server: Debian's TigerVNC `Xvnc` (tigervnc-standalone-server, installed by scripts/test-env.sh),
  * spawned on a free loopback port and a free X display, with the classic stipple root window (`-retro`) so
- * there is a desktop to draw, and no authentication.
+ * there is a desktop to draw, and no authentication (or VNC Authentication with a `vncpasswd` file).
  */
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { freePort } from './tcp.js'
 
 export const XVNC_PATH = '/usr/bin/Xvnc'
+
+/** Writes `password` as TigerVNC's obfuscated password file (`vncpasswd -f`), for `-PasswordFile`. */
+export function writeVncPasswordFile(file: string, password: string): void {
+  const bytes = execFileSync('/usr/bin/vncpasswd', ['-f'], { input: `${password}\n` })
+  writeFileSync(file, bytes, { mode: 0o600 })
+}
 
 export interface VncServer {
   port: number
@@ -23,11 +29,18 @@ function freeDisplay(): number {
   throw new Error('no free X display number in 40-99')
 }
 
-export async function startXvnc(width = 640, height = 480): Promise<VncServer> {
+/** `passwordFile`: a vncpasswd file; the server then asks for VNC Authentication instead of None. */
+export async function startXvnc(
+  width = 640,
+  height = 480,
+  options: { passwordFile?: string } = {},
+): Promise<VncServer> {
   const port = await freePort()
   const display = freeDisplay()
   const args = [`:${display}`, '-rfbport', String(port), '-interface', '127.0.0.1']
-  args.push('-SecurityTypes', 'None', '-geometry', `${width}x${height}`, '-depth', '24')
+  if (options.passwordFile === undefined) args.push('-SecurityTypes', 'None')
+  else args.push('-SecurityTypes', 'VncAuth', '-PasswordFile', options.passwordFile)
+  args.push('-geometry', `${width}x${height}`, '-depth', '24')
   args.push('-retro', '-nolisten', 'tcp', '-AlwaysShared')
   const child = spawn(XVNC_PATH, args, { stdio: ['ignore', 'ignore', 'pipe'] })
   let log = ''

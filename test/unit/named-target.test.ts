@@ -18,17 +18,21 @@ const EVERY_OPTION: Required<RouteOptions> = {
   textPolicy: 'reject',
   maxConnections: 4,
   maxBytes: 5,
+  login: { protocol: 'redis', passwordFile: '/route.pass' },
+  maxDurationMs: 6,
 }
 
 describe('optionsForClientNamedTarget', () => {
   it.each([
     ['tls', 'dropped'],
+    ['login', 'dropped'],
     ['connectTimeoutMs', 'dropped'],
     ['idleTimeoutMs', 'dropped'],
     ['highWaterMarkBytes', 'dropped'],
     ['textPolicy', 'dropped'],
     ['maxConnections', 'kept'],
     ['maxBytes', 'kept'],
+    ['maxDurationMs', 'kept'],
   ] as const)('%s is %s', (key, fate) => {
     const one = { [key]: EVERY_OPTION[key] } as RouteOptions
     const applied = optionsForClientNamedTarget(one)
@@ -38,9 +42,17 @@ describe('optionsForClientNamedTarget', () => {
 
   it('the table covers every route option, and nothing else passes', () => {
     expect(Object.keys(ROUTE_OPTION_SCOPE).sort()).toEqual(Object.keys(EVERY_OPTION).sort())
-    expect(optionsForClientNamedTarget(EVERY_OPTION)).toEqual({ maxConnections: 4, maxBytes: 5 })
+    expect(optionsForClientNamedTarget(EVERY_OPTION)).toEqual({
+      maxConnections: 4,
+      maxBytes: 5,
+      maxDurationMs: 6,
+    })
     const unknown = { ...EVERY_OPTION, proxyProtocol: 'v2' } as RouteOptions
-    expect(optionsForClientNamedTarget(unknown)).toEqual({ maxConnections: 4, maxBytes: 5 })
+    expect(optionsForClientNamedTarget(unknown)).toEqual({
+      maxConnections: 4,
+      maxBytes: 5,
+      maxDurationMs: 6,
+    })
     expect(optionsForClientNamedTarget(undefined)).toEqual({})
   })
 })
