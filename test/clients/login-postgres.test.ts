@@ -6,6 +6,8 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import pg from 'pg'
+import { Client as NeonClient } from '@neondatabase/serverless'
+import { WebSocket } from 'ws'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { startService, type ContainerService } from '../helpers/containers.js'
 import { createDisposer } from '../helpers/disposer.js'
@@ -70,6 +72,36 @@ describe('postgres login', () => {
     direct.on('error', () => {})
     await expect(direct.connect()).rejects.toThrow(/password/)
     await direct.end().catch(() => {})
+  })
+
+  it("lets Neon's serverless driver, given no password, query it", async () => {
+    const daemon = await startLoginDaemon(d, `${postgres.host}:${postgres.port}`, LOGIN, PASSWORD)
+    const neon = new NeonClient({ connectionString: 'postgres://app@db.example/appdb' })
+    neon.neonConfig.webSocketConstructor = WebSocket
+    neon.neonConfig.wsProxy = () => daemon.url.replace(/^ws:\/\//, '')
+    neon.neonConfig.useSecureWebSocket = false
+    neon.neonConfig.pipelineConnect = false
+    neon.neonConfig.forceDisablePgSSL = true
+    neon.on('error', () => {})
+    let ended = false
+    // This driver's end() never settles after a failed connection: bound it.
+    d.add(() =>
+      ended
+        ? undefined
+        : Promise.race([
+            neon.end().catch(() => {}),
+            new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref()),
+          ]),
+    )
+    await neon.connect()
+    const { rows } = await neon.query<{ u: string; n: string }>(
+      'select current_user as u, sum(n)::text as n from generate_series(1, 100) n',
+    )
+    expect(rows[0]).toEqual({ u: 'app', n: '5050' })
+    ended = true
+    await neon.end()
+    expect(await loginCount(daemon.metrics, 'postgres', 'ok')).toBe(1)
+    expect(await daemonSurface(daemon)).not.toContain(PASSWORD)
   })
 
   it('refuses a client asking for another user or database with a FATAL error, then 4403', async () => {
