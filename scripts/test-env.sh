@@ -2,7 +2,8 @@
 # test-env: prepare this machine for the test suite (run by `npm test`'s pretest, as root, Debian bookworm).
 #
 # - Debian packages the tests use: chromium, redis-tools, redis-server, socat, nginx,
-#   tigervnc-standalone-server, prosody, prometheus (for promtool)
+#   tigervnc-standalone-server, tigervnc-tools (vncpasswd), prosody, prometheus (for promtool), systemd
+#   (systemd-analyze), websockify (its live --help)
 #   (+ podman, runc, debootstrap when needed). Services are not started (the tests spawn their own).
 # - A container engine with a Docker-compatible API: a real Docker engine if one answers, otherwise
 #   podman's API service on unix:///run/podman/podman.sock (see docs/testing.md).
@@ -85,6 +86,7 @@ need postgresql-client psql
 need socat socat
 need nginx nginx
 need tigervnc-standalone-server Xvnc
+need tigervnc-tools vncpasswd # VNC Authentication password files (test/helpers/xvnc.ts)
 need prosody prosody
 need prometheus promtool # `promtool check metrics` (test/cli/metrics.test.ts); its service is not started
 need debootstrap debootstrap
