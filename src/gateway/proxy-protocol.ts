@@ -98,29 +98,19 @@ function parseV2(buf: Buffer): ProxyParse {
   if (buf.length < length) return { kind: 'incomplete' }
   if (command === 0) return { kind: 'header', length, addresses: undefined } // LOCAL: a health check
   const body = buf.subarray(16, length)
-  if (family === 0x11) {
-    if (payload < 12) return { kind: 'invalid', reason: 'PROXY v2 TCP4 block too short' }
+  const block = V2_ADDRESS_BLOCKS[family]
+  if (block !== undefined) {
+    const { size, name, text } = block
+    if (payload < 2 * size + 4)
+      return { kind: 'invalid', reason: `PROXY v2 ${name} block too short` }
     return {
       kind: 'header',
       length,
       addresses: {
-        sourceAddress: ipv4(body.subarray(0, 4)),
-        destinationAddress: ipv4(body.subarray(4, 8)),
-        sourcePort: body.readUInt16BE(8),
-        destinationPort: body.readUInt16BE(10),
-      },
-    }
-  }
-  if (family === 0x21) {
-    if (payload < 36) return { kind: 'invalid', reason: 'PROXY v2 TCP6 block too short' }
-    return {
-      kind: 'header',
-      length,
-      addresses: {
-        sourceAddress: ipv6(body.subarray(0, 16)),
-        destinationAddress: ipv6(body.subarray(16, 32)),
-        sourcePort: body.readUInt16BE(32),
-        destinationPort: body.readUInt16BE(34),
+        sourceAddress: text(body.subarray(0, size)),
+        destinationAddress: text(body.subarray(size, 2 * size)),
+        sourcePort: body.readUInt16BE(2 * size),
+        destinationPort: body.readUInt16BE(2 * size + 2),
       },
     }
   }
@@ -292,4 +282,12 @@ export function readProxyHeader(
       else resolve(addresses)
     }
   })
+}
+
+/** PROXY v2 address blocks we use: TCP over IPv4 (0x11) and over IPv6 (0x21); others carry nothing usable. */
+const V2_ADDRESS_BLOCKS: Partial<
+  Record<number, { size: number; name: string; text: (bytes: Buffer) => string }>
+> = {
+  0x11: { size: 4, name: 'TCP4', text: ipv4 },
+  0x21: { size: 16, name: 'TCP6', text: ipv6 },
 }
