@@ -15,7 +15,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { daemonSurface, loginCount, startLoginDaemon } from '../helpers/login.js'
 import { tempDir } from '../helpers/tmp.js'
 import { closed, connectAndClose, openWs } from '../helpers/ws.js'
-import { startXvnc, writeVncPasswordFile } from '../helpers/xvnc.js'
+import { DESKTOP_DRAWN, startXvnc, writeVncPasswordFile } from '../helpers/xvnc.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -133,19 +133,6 @@ rfb.addEventListener('connect', () => (document.body.dataset.state = 'connected'
 rfb.addEventListener('disconnect', () => (document.body.dataset.state = 'disconnected'))
 </script>
 </body></html>`
-
-const DESKTOP_DRAWN = `(() => {
-  const c = document.querySelector('#screen canvas')
-  if (!c || c.width !== 640) return false
-  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
-  let dark = 0
-  let light = 0
-  for (let i = 0; i < px.length; i += 4) {
-    if (px[i] < 64) dark++
-    else if (px[i] > 192) light++
-  }
-  return dark > 50000 && light > 50000
-})()`
 
 describe('noVNC with a vnc login', () => {
   it('draws a password-protected Xvnc desktop; the page never holds the password', async () => {

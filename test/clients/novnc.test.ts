@@ -9,7 +9,7 @@ import { launchBrowser, networkChanges } from '../helpers/browser.js'
 import { createDisposer } from '../helpers/disposer.js'
 import { tempDir } from '../helpers/tmp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
-import { startXvnc } from '../helpers/xvnc.js'
+import { DESKTOP_DRAWN, startXvnc } from '../helpers/xvnc.js'
 
 const SCREENSHOT_PATH = '/tmp/gangway-novnc.png'
 const NOVNC = join(import.meta.dirname, '../../node_modules/@novnc/novnc')
@@ -31,20 +31,6 @@ rfb.addEventListener('disconnect', (e) => (document.body.dataset.state = 'discon
 window.rfb = rfb
 </script>
 </body></html>`
-
-/** True once noVNC's canvas shows the stipple root window: many dark and many light pixels. */
-const DESKTOP_DRAWN = `(() => {
-  const c = document.querySelector('#screen canvas')
-  if (!c || c.width !== 640) return false
-  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
-  let dark = 0
-  let light = 0
-  for (let i = 0; i < px.length; i += 4) {
-    if (px[i] < 64) dark++
-    else if (px[i] > 192) light++
-  }
-  return dark > 50000 && light > 50000
-})()`
 
 describe('noVNC through the shim', () => {
   it('connects to a real Xvnc and draws its desktop', async () => {

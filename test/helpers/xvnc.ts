@@ -61,3 +61,17 @@ export async function startXvnc(
     },
   }
 }
+
+/** True once noVNC's canvas shows the stipple root window: many dark and many light pixels. */
+export const DESKTOP_DRAWN = `(() => {
+  const c = document.querySelector('#screen canvas')
+  if (!c || c.width !== 640) return false
+  const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+  let dark = 0
+  let light = 0
+  for (let i = 0; i < px.length; i += 4) {
+    if (px[i] < 64) dark++
+    else if (px[i] > 192) light++
+  }
+  return dark > 50000 && light > 50000
+})()`
