@@ -3,7 +3,6 @@
  * refused every `gangway client` with 4403 before), extra headers for a proxy in front of the daemon, and
  * header values that never reach a log line or an error message. Real daemon and client processes.
  */
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import type { IncomingHttpHeaders } from 'node:http'
@@ -14,7 +13,7 @@ import { WebSocketServer } from 'ws'
 import { createDisposer } from '../helpers/disposer.js'
 import { startEchoServer } from '../helpers/tcp.js'
 import { tempDir } from '../helpers/tmp.js'
-import { BIN, portOf, runGangway, spawnGangway } from './gangway-process.js'
+import { portOf, runGangway, runStdioClient, spawnGangway } from './gangway-process.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
@@ -45,24 +44,8 @@ async function startDaemon(): Promise<{ url: string; tokenFile: string }> {
   return { url: `ws://127.0.0.1:${portOf(listening['listen'])}/`, tokenFile }
 }
 
-/** `gangway client --stdio …` with `input` on stdin. */
-async function stdioClient(args: string[], input: string) {
-  const child = spawn(process.execPath, [BIN, 'client', '--stdio', ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  d.add(() => child.kill('SIGKILL'))
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout.on('data', (c: Buffer) => out.push(c))
-  child.stderr.on('data', (c: Buffer) => err.push(c))
-  child.stdin.on('error', () => {})
-  child.stdin.end(input)
-  const [code] = (await once(child, 'close')) as [number]
-  return {
-    code,
-    stdout: Buffer.concat(out).toString(),
-    stderr: Buffer.concat(err).toString().trim().split('\n').filter(Boolean),
-  }
+function stdioClient(args: string[], input: Buffer | string) {
+  return runStdioClient(d, args, input)
 }
 
 describe('gangway client --origin, against a daemon with allowedOrigins', () => {
@@ -78,11 +61,11 @@ describe('gangway client --origin, against a daemon with allowedOrigins', () => 
     const allowed = await stdioClient([...base, '--origin', ORIGIN], 'through the allow-list')
     expect(allowed.stderr).toEqual([])
     expect(allowed.code).toBe(0)
-    expect(allowed.stdout).toBe('through the allow-list')
+    expect(allowed.stdout.toString()).toBe('through the allow-list')
 
     // The same origin written the way a browser would not (case, default port) is sent as a browser would.
     const spelled = await stdioClient([...base, '--origin', 'HTTPS://App.Example.com:443'], 'ok')
-    expect(spelled.stdout).toBe('ok')
+    expect(spelled.stdout.toString()).toBe('ok')
 
     const other = await stdioClient([...base, '--origin', 'https://evil.example'], 'x')
     expect(other.code).toBe(1)

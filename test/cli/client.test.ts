@@ -11,7 +11,7 @@ import { startPostgres, startRedis } from '../helpers/containers.js'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseRoutes } from '../../src/config/routes.js'
-import { BIN, portOf, spawnGangway } from './gangway-process.js'
+import { portOf, runStdioClient, spawnGangway } from './gangway-process.js'
 import { makeCert } from '../helpers/certs.js'
 
 const d = createDisposer()
@@ -19,24 +19,8 @@ afterEach(() => d.run())
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex')
 
-/** Runs `gangway client --stdio …` with `input` on stdin; resolves with stdout, stderr and the exit code. */
-async function stdioClient(args: string[], input: Buffer) {
-  const child = spawn(process.execPath, [BIN, 'client', '--stdio', ...args], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  })
-  d.add(() => child.kill('SIGKILL'))
-  const out: Buffer[] = []
-  const err: Buffer[] = []
-  child.stdout.on('data', (c: Buffer) => out.push(c))
-  child.stderr.on('data', (c: Buffer) => err.push(c))
-  child.stdin.on('error', () => {})
-  child.stdin.end(input)
-  const [code] = (await once(child, 'close')) as [number]
-  return {
-    code,
-    stdout: Buffer.concat(out),
-    stderr: Buffer.concat(err).toString().trim().split('\n').filter(Boolean),
-  }
+function stdioClient(args: string[], input: Buffer | string) {
+  return runStdioClient(d, args, input)
 }
 
 describe('gangway client --stdio', () => {

@@ -134,3 +134,27 @@ export function childPids(pid: number): number[] {
     return [] // pgrep exits 1 when there are none
   }
 }
+
+/** Runs `gangway client --stdio …` with `input` on stdin; resolves with stdout, stderr lines and the exit code. */
+export async function runStdioClient(
+  disposer: Disposer,
+  args: string[],
+  input: Buffer | string,
+): Promise<{ code: number; stdout: Buffer; stderr: string[] }> {
+  const child = spawn(process.execPath, [BIN, 'client', '--stdio', ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  })
+  disposer.add(() => child.kill('SIGKILL'))
+  const out: Buffer[] = []
+  const err: Buffer[] = []
+  child.stdout.on('data', (c: Buffer) => out.push(c))
+  child.stderr.on('data', (c: Buffer) => err.push(c))
+  child.stdin.on('error', () => {})
+  child.stdin.end(input)
+  const [code] = (await once(child, 'close')) as [number]
+  return {
+    code,
+    stdout: Buffer.concat(out),
+    stderr: Buffer.concat(err).toString().trim().split('\n').filter(Boolean),
+  }
+}
