@@ -1,9 +1,9 @@
 /**
  * ioredis through a Gangway tunnel: gangway/node's `connectNet` as ioredis's Connector, so the client itself
- * is unmodified. Used against a plain and a TLS-only Redis.
+ * is unmodified. Written as docs/shim.md's snippet, with no cast (a TunnelNetSocket is a `net.Socket` to
+ * TypeScript). Used against a plain and a TLS-only Redis.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import type { Socket } from 'node:net'
 import { AbstractConnector, Redis } from 'ioredis'
 import { connectNet } from '../../web/node/index.js'
 import type { Disposer } from './disposer.js'
@@ -12,12 +12,11 @@ import { NodeWebSocket } from './shim.js'
 /** A connected ioredis client whose connection is a tunnel at `url`; the disposer disconnects it. */
 export async function redisThroughTunnel(disposer: Disposer, url: string): Promise<Redis> {
   class GangwayConnector extends AbstractConnector {
-    constructor(_options: unknown) {
-      super(2000) // ms ioredis waits after end() before destroying the stream
+    constructor() {
+      super(2000) // ms disconnect() lets the stream end before destroying it (ioredis passes its options)
     }
     connect() {
-      const socket = connectNet({ url, WebSocket: NodeWebSocket })
-      return Promise.resolve(socket as unknown as Socket)
+      return Promise.resolve(connectNet({ url, WebSocket: NodeWebSocket }))
     }
   }
   const client = new Redis({

@@ -121,4 +121,50 @@ describe('gangway/node TunnelNetSocket', () => {
     await once(socket, 'end')
     expect(answer).toBe('SHOUT')
   })
+
+  it("has the rest of net.Socket's members, each doing what it says", async () => {
+    const target = await startTcpServer()
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const socket = track(connectNet({ url: server.url(), WebSocket: NodeWebSocket }))
+    await once(socket, 'connect')
+    expect([socket.remoteFamily, socket.localFamily]).toEqual(['IPv4', 'IPv4'])
+    expect(socket.autoSelectFamilyAttemptedAddresses).toEqual([])
+    expect(socket.setTimeout(60_000).timeout).toBe(60_000)
+    expect(socket.setTimeout(0).timeout).toBe(0)
+    expect(socket.setTypeOfService(0x10).getTypeOfService()).toBe(0x10)
+    socket.cork()
+    socket.write(Buffer.alloc(1000))
+    expect(socket.bufferSize).toBe(1000)
+    socket.uncork()
+
+    // destroySoon(): what was written arrives, then the target sees EOF and the socket closes, no error.
+    const peer = await target.accepted(0)
+    let received = 0
+    peer.on('data', (c: Buffer) => (received += c.length))
+    const errors: Error[] = []
+    socket.on('error', (err: Error) => errors.push(err))
+    socket.write(Buffer.alloc(1 << 20))
+    socket.destroySoon()
+    await once(socket, 'close')
+    expect(errors).toEqual([])
+    await once(peer, 'end')
+    expect(received).toBe(1000 + (1 << 20))
+  })
+
+  it('resetAndDestroy() drops what waits, destroys without an error, and the target sees the end', async () => {
+    const target = await startTcpServer()
+    d.add(() => target.close())
+    const server = await startTunnel(d, tcpTarget(target.port))
+    const socket = track(connectNet({ url: server.url(), WebSocket: NodeWebSocket }))
+    await once(socket, 'connect')
+    const peer = await target.accepted(0)
+    const errors: Error[] = []
+    socket.on('error', (err: Error) => errors.push(err))
+    expect(socket.resetAndDestroy()).toBe(socket)
+    expect(socket.destroyed).toBe(true)
+    await once(socket, 'close')
+    await once(peer.resume(), 'end')
+    expect(errors).toEqual([])
+  })
 })

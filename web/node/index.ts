@@ -3,6 +3,10 @@
  * A `net.Socket`-like Duplex over the tunnel, for Node drivers that accept a socket (pg's `stream`, an
  * ioredis `Connector`, `@xmpp/client`, `tls.connect({ socket })`). Tunnel errors become the errno codes
  * drivers already handle: ECONNREFUSED, ETIMEDOUT, ECONNRESET, EACCES.
+ *
+ * `TunnelNetSocket` has every member `net.Socket` declares, so TypeScript takes it where a driver's types
+ * demand a `net.Socket` (ioredis's `Connector`) with no cast. Structural, not `implements net.Socket`: the
+ * emitted .d.ts then names no `node:net` type, so a user's newer or older @types/node cannot break it.
  */
 import { Duplex } from 'node:stream'
 import {
@@ -63,17 +67,24 @@ export interface NetSocketOptions extends ConnectOptions {
 export class TunnelNetSocket extends Duplex {
   connecting = false
   pending = true
-  remoteAddress?: string
-  remotePort?: number
+  /** The daemon's TCP leg (its `open` message), once connected; the families derive from the addresses. */
+  remoteAddress: string | undefined
+  remotePort: number | undefined
+  remoteFamily: string | undefined
   localAddress?: string
   localPort?: number
+  localFamily?: string
+  /** Always empty: the daemon resolves the target and connects, this socket never tries an address. */
+  readonly autoSelectFamilyAttemptedAddresses: string[] = []
+  /** The idle timeout last given to `setTimeout()`, as net.Socket's. */
+  timeout?: number
   bytesRead = 0
   bytesWritten = 0
+  private typeOfService = 0
   private tunnel?: TunnelSocket
   private writer?: WritableStreamDefaultWriter<BinaryChunk>
   private reader?: ReadableStreamDefaultReader<Uint8Array>
   private reading = false
-  private timeoutMs = 0
   private timer?: NodeJS.Timeout
 
   constructor(private readonly options: NetSocketOptions) {
@@ -98,6 +109,8 @@ export class TunnelNetSocket extends Duplex {
       this.pending = false
       const { remoteAddress, remotePort, localAddress, localPort } = info
       Object.assign(this, { remoteAddress, remotePort, localAddress, localPort })
+      this.remoteFamily = family(remoteAddress)
+      this.localFamily = family(localAddress)
       this.arm()
       this.emit('connect')
       this.emit('ready')
@@ -156,9 +169,30 @@ export class TunnelNetSocket extends Duplex {
     this.destroy(toErrnoError(err))
   }
 
+  /** As net.Socket's: `end()`, then destroy once everything written was sent (at once if it already was). */
+  destroySoon(): void {
+    if (this.writable) this.end()
+    if (this.writableFinished) this.destroy()
+    else this.once('finish', () => this.destroy())
+  }
+
+  /**
+   * Drops what waits to be sent and destroys the socket without an error, as net.Socket's. The daemon has
+   * no RST to send on our behalf: it closes its TCP leg to the target with a FIN.
+   */
+  resetAndDestroy(): this {
+    this.writer?.abort(new Error('resetAndDestroy')).catch(() => {})
+    return this.destroy()
+  }
+
+  /** Deprecated in net.Socket too: `writableLength`. */
+  get bufferSize(): number {
+    return this.writableLength
+  }
+
   /** An idle timer, as `net.Socket`'s: emits `timeout` after `ms` without reads or writes (0 = off). */
   setTimeout(ms: number, cb?: () => void): this {
-    this.timeoutMs = ms
+    this.timeout = ms
     if (cb) this[ms ? 'once' : 'off']('timeout', cb)
     this.arm()
     return this
@@ -166,15 +200,24 @@ export class TunnelNetSocket extends Duplex {
 
   private arm(): void {
     clearTimeout(this.timer)
-    if (this.timeoutMs > 0 && !this.destroyed)
-      this.timer = setTimeout(() => this.emit('timeout'), this.timeoutMs).unref()
+    if (this.timeout && !this.destroyed)
+      this.timer = setTimeout(() => this.emit('timeout'), this.timeout).unref()
   }
 
+  // No effect: the daemon's TCP leg to the target carries the packets, with the daemon's socket options.
   setNoDelay(): this {
     return this
   }
   setKeepAlive(): this {
     return this
+  }
+  /** Node 24's: the value is kept and read back by `getTypeOfService()`, but not applied (see above). */
+  setTypeOfService(tos: number): this {
+    this.typeOfService = tos
+    return this
+  }
+  getTypeOfService(): number {
+    return this.typeOfService
   }
   ref(): this {
     return this
@@ -192,6 +235,11 @@ export class TunnelNetSocket extends Duplex {
     if (this.readable && this.writable) return 'open'
     return this.readable ? 'readOnly' : this.writable ? 'writeOnly' : 'closed'
   }
+}
+
+/** 'IPv6' or 'IPv4', as net.Socket's `remoteFamily`, for an IP address the daemon reported. */
+function family(address: string | undefined): string | undefined {
+  return address === undefined ? undefined : address.includes(':') ? 'IPv6' : 'IPv4'
 }
 
 /** A socket for a driver that calls `connect()` itself (pg's `stream` option). */
