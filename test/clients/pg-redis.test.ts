@@ -9,7 +9,7 @@ import { createDisposer } from '../helpers/disposer.js'
 import { startPostgres, startRedis, type ContainerService } from '../helpers/containers.js'
 import { NodeWebSocket } from '../helpers/shim.js'
 import { blobRoundTrip, redisThroughTunnel } from '../helpers/redis-client.js'
-import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
+import { memoryLogger, startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { createNetSocket } from '../../web/node/index.js'
 import { freePort } from '../helpers/tcp.js'
 
@@ -109,4 +109,14 @@ describe('ioredis through the tunnel', () => {
     expect(blob.back).toBe(blob.sent)
     expect(await client.quit()).toBe('OK')
   })
+
+  it('disconnect() closes the tunnel: the Connector hands ioredis its stream', async () => {
+    const logger = memoryLogger()
+    const server = await startTunnel(d, tcpTarget(redis.port, redis.host), {}, logger)
+    const client = await redisThroughTunnel(d, server.url())
+    expect(await client.ping()).toBe('PONG')
+    client.disconnect()
+    const closed = await logger.waitFor('tunnel closed') // never, if ioredis has no stream to end
+    expect(closed.fields.code).toBe(1000)
+  }, 30_000)
 })

@@ -16,7 +16,9 @@ export async function redisThroughTunnel(disposer: Disposer, url: string): Promi
       super(2000) // ms disconnect() lets the stream end before destroying it (ioredis passes its options)
     }
     connect() {
-      return Promise.resolve(connectNet({ url, WebSocket: NodeWebSocket }))
+      // Kept as this.stream, which redis.disconnect() ends (else the tunnel would stay open).
+      this.stream = connectNet({ url, WebSocket: NodeWebSocket })
+      return Promise.resolve(this.stream)
     }
   }
   const client = new Redis({
