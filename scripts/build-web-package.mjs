@@ -3,12 +3,38 @@
 // `tsc -p web/tsconfig.build.json` (the .d.ts files) and the minified bundle (npm run build).
 import { build } from 'esbuild'
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const out = join(root, 'dist/gangway-web')
 const main = JSON.parse(await readFile(join(root, 'package.json'), 'utf8'))
+
+/** The pages of docs/ this package ships, under their names here. */
+const PAGES = { 'shim.md': 'README.md', 'protocol.md': 'protocol.md' }
+
+/**
+ * A page's relative links, for this package: a link to a shipped page takes its name here; a link to any
+ * other page of docs/ (the daemon's, not shipped) becomes its label and where that page is, as plain text,
+ * since the project has no public URL to point at. Fenced code is left as it is.
+ */
+function relink(markdown) {
+  return markdown
+    .split(/(^```[\s\S]*?^```$)/m)
+    .map((part, i) =>
+      i % 2
+        ? part
+        : part.replace(
+            /\[([^\]]+)\]\(([^)#\s]+)(#[^)\s]*)?\)/g,
+            (link, label, file, anchor = '') => {
+              if (/^[a-z][a-z0-9+.-]*:/i.test(file)) return link
+              if (Object.hasOwn(PAGES, file)) return `[${label}](${PAGES[file]}${anchor})`
+              return `${label} (\`${posix.join('docs', file)}${anchor}\` in the \`${main.name}\` package)`
+            },
+          ),
+    )
+    .join('')
+}
 
 await rm(out, { recursive: true, force: true })
 await mkdir(join(out, 'node'), { recursive: true })
@@ -37,8 +63,9 @@ for (const name of ['gangway', 'connect', 'tunnel-error', 'tunnel-websocket'])
 await copyFile(join(root, 'dist/lib/web/node/index.d.ts'), join(out, 'node/index.d.ts'))
 await copyFile(join(root, 'dist/gangway.min.js'), join(out, 'gangway.min.js'))
 await copyFile(join(root, 'LICENSE'), join(out, 'LICENSE'))
-await copyFile(join(root, 'docs/shim.md'), join(out, 'README.md'))
-await copyFile(join(root, 'docs/protocol.md'), join(out, 'protocol.md'))
+// The two pages, with their links kept inside this package (test/packaging/pack.test.ts checks them all).
+for (const [page, name] of Object.entries(PAGES))
+  await writeFile(join(out, name), relink(await readFile(join(root, 'docs', page), 'utf8')))
 
 const pkg = {
   name: 'gangway-web',
