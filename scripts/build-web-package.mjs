@@ -5,6 +5,7 @@ import { build } from 'esbuild'
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { webManifest } from './web-package-manifest.mjs'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const out = join(root, 'dist/gangway-web')
@@ -67,22 +68,4 @@ await copyFile(join(root, 'LICENSE'), join(out, 'LICENSE'))
 for (const [page, name] of Object.entries(PAGES))
   await writeFile(join(out, name), relink(await readFile(join(root, 'docs', page), 'utf8')))
 
-const pkg = {
-  name: 'gangway-web',
-  version: main.version,
-  description:
-    'A TCP socket for web pages and Node drivers over a Gangway WebSocket gateway: connect(), TunnelWebSocket, a net.Socket-like adapter. Zero dependencies.',
-  type: 'module',
-  license: main.license,
-  sideEffects: false,
-  main: './gangway.js',
-  types: './gangway.d.ts',
-  typesVersions: { '*': { node: ['node/index.d.ts'] } },
-  exports: {
-    '.': { types: './gangway.d.ts', default: './gangway.js' },
-    './node': { types: './node/index.d.ts', default: './node/index.js' },
-    './gangway.min.js': './gangway.min.js',
-  },
-  engines: main.engines,
-}
-await writeFile(join(out, 'package.json'), JSON.stringify(pkg, null, 2) + '\n')
+await writeFile(join(out, 'package.json'), JSON.stringify(webManifest(main), null, 2) + '\n')
