@@ -254,7 +254,8 @@ export const OPTIONS: readonly OptionSpec[] = [
     flag: 'high-water-mark',
     kind: 'bytes',
     default: '1MiB',
-    describe: 'Bytes queued towards the browser before the daemon stops reading the target.',
+    describe:
+      'Bytes queued towards one side (the browser or the target) before the daemon stops reading the other.',
   },
   {
     key: 'hostToken',

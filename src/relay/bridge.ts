@@ -18,7 +18,7 @@ import { timer } from '../timer.js'
 import { publishBackpressure } from '../events.js'
 import type { Recorder } from './record.js'
 import type { Initiator, TunnelResult } from './tunnel-result.js'
-import { BULK_READ, targetReads } from './target-reads.js'
+import { targetReads } from './target-reads.js'
 
 /** How long a closing tunnel may take to flush and exchange close frames before it is cut. */
 export const CLOSE_TIMEOUT_MS = 30_000
@@ -56,6 +56,7 @@ export interface Tunnel {
 }
 
 const SEND_OPTIONS = { binary: true } as const
+const EMPTY = Buffer.alloc(0)
 
 const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
@@ -110,6 +111,16 @@ export function bridge(
         })
       : undefined
   ws.on('message', v1 ? v1.wsOnMessage : wsOnMessage)
+  // On the streaming codec the client's reads come a batch at a time: their slices are written to the
+  // target corked (one writev per read), and the WebSocket is paused by the bytes queued for the target
+  // (the high-water mark), not by Node's 16 KiB default.
+  const batched =
+    ws.setReadBatch?.({
+      begin: tcpCork,
+      end: tcpUncork,
+      whenReleased: afterTargetWrites,
+      queueBytes: options.highWaterMarkBytes,
+    }) === true
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)
@@ -117,10 +128,15 @@ export function bridge(
   if (reads === undefined) {
     tcp.on('data', v1 ? v1.tcpOnData : tcpOnData)
   } else {
-    // The target's reads land in one reused buffer: hand ws a view of it only where nothing can keep
-    // the bytes (no recording, no gangway.v1 credit, no deflate); everywhere else, a copy.
+    // The target's reads land in reused buffers: hand ws a view where nothing can keep the bytes
+    // (no recording, no gangway.v1 credit, no deflate); everywhere else, a copy.
     const zeroCopy = v1 === undefined && recorder === undefined && ws.extensions === ''
-    reads.attach(tcp, zeroCopy ? tcpOnReusedData : copyInto(v1 ? v1.tcpOnData : tcpOnData))
+    reads.attach(
+      tcp,
+      zeroCopy ? tcpOnReusedData : copyInto(v1 ? v1.tcpOnData : tcpOnData),
+      afterClientWrites,
+      options.highWaterMarkBytes,
+    )
     if (!tcpPaused && !tcp.destroyed) tcp.resume()
   }
   tcp.on('drain', v1 ? v1.tcpOnDrain : tcpOnDrain)
@@ -148,11 +164,38 @@ export function bridge(
     if (tracksIdle) lastActivity = performance.now()
     // Pause the WebSocket instead of buffering: a slow target must slow the client down, or one client
     // could grow our heap without bound (RFC 6455 has no flow control of its own).
-    if (!tcp.write(chunk) && !wsPaused) {
-      wsPaused = true
-      ws.pause()
-      publishBackpressure(options.id, 'up', true)
-    }
+    if (!tcp.write(chunk) && !wsPaused && !batched) pauseUp()
+  }
+
+  function pauseUp(): void {
+    wsPaused = true
+    ws.pause()
+    publishBackpressure(options.id, 'up', true)
+  }
+
+  function tcpCork(): void {
+    tcp.cork()
+  }
+
+  /** The end of one client read: write its slices, and pause the client while the target lags. */
+  function tcpUncork(): boolean {
+    tcp.uncork()
+    const queued = tcp.writableLength
+    // gangway.v1 is bounded by its credit window instead; a 'drain' (writableNeedDrain) resumes us.
+    if (
+      queued > options.highWaterMarkBytes &&
+      tcp.writableNeedDrain &&
+      !wsPaused &&
+      !v1 &&
+      !finished
+    )
+      pauseUp()
+    return queued > 0
+  }
+
+  /** Runs `done` when every write to the target so far has been handed to the kernel. */
+  function afterTargetWrites(done: () => void): void {
+    afterWrites(tcp, done)
   }
 
   /** gangway.v1 client bytes: counted like raw ones (result, liveness, idle). */
@@ -202,17 +245,21 @@ export function bridge(
   }
 
   /**
-   * A read from the target's read buffer. Small reads, and reads from the shared buffer, are copied when
-   * ws would queue them; a large read in the socket's own buffer is handed over as it is, and if ws keeps
-   * it, the next read goes into a new buffer (the cost of Node's own reads, without a copy).
+   * A read from the target's read buffers. A read in the socket's own slab is sent as it is (a frame
+   * header, then the view: one writev); the slab is lent while the client socket still queues it.
    */
-  function tcpOnReusedData(chunk: Buffer, reusable: boolean): void {
-    if (!reusable || (ws.bufferedAmount > 0 && chunk.length < BULK_READ)) {
+  function tcpOnReusedData(chunk: Buffer, reusable: boolean): boolean {
+    if (!reusable) {
       tcpOnData(Buffer.from(chunk))
-      return
+      return false
     }
     tcpOnData(chunk)
-    if (ws.bufferedAmount > 0) reads?.release()
+    return ws.bufferedAmount > 0
+  }
+
+  /** Runs `done` when every write to the client socket so far has been handed to the kernel. */
+  function afterClientWrites(done: () => void): void {
+    afterWrites(wsSocket, done)
   }
 
   function wsOnFlushed(err?: Error): void {
@@ -360,9 +407,20 @@ export function bridge(
   }
 }
 
+/**
+ * Runs `done` once every write queued on `socket` so far is done (an empty write queues behind them). On
+ * a socket that is ending or gone it never runs: its read buffer is then left to the collector rather
+ * than risk reusing memory a write may still read, and a write after end would fail the socket.
+ */
+function afterWrites(socket: Duplex, done: () => void): void {
+  if (socket.writableEnded || socket.destroyed) return
+  socket.write(EMPTY, done)
+}
+
 /** Sinks that may keep chunks (gangway.v1 credit, recording, deflate) get copies of the reads. */
-function copyInto(sink: (chunk: Buffer) => void): (chunk: Buffer) => void {
-  return function copyOfRead(chunk: Buffer): void {
+function copyInto(sink: (chunk: Buffer) => void): (chunk: Buffer) => boolean {
+  return function copyOfRead(chunk: Buffer): boolean {
     sink(Buffer.from(chunk))
+    return false
   }
 }

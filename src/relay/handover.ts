@@ -10,7 +10,7 @@
  */
 import type { Duplex } from 'node:stream'
 import { WebSocket } from 'ws'
-import { StreamWebSocket, type StreamSocketOptions } from './stream-socket.js'
+import { StreamWebSocket, type ReadBatch, type StreamSocketOptions } from './stream-socket.js'
 
 /** The parts of a server-side WebSocket the bridge uses: ws's own class, or the streaming one. */
 export type RelaySocket = Pick<
@@ -28,7 +28,10 @@ export type RelaySocket = Pick<
   | 'resume'
   | 'on'
   | 'once'
->
+> & {
+  /** The streaming codec only: see StreamWebSocket#setReadBatch. */
+  setReadBatch?: (batch: ReadBatch) => boolean
+}
 
 const kStream = Symbol('gangway.streamSocket')
 

@@ -5,6 +5,10 @@
  * `close` and `error` events) with ws's closing handshake, its close codes and its timeouts, but binary
  * messages arrive as slices, as they are read: a `message` event with `isBinary` true is a piece of a
  * message, not a whole one. Owns the socket after the 101; knows nothing of targets or tokens.
+ *
+ * Once a consumer brackets its reads (`setReadBatch`), a plain TCP or unix socket reads into reused
+ * buffers (relay/user-buffer, relay/read-buffers) and a read's slices are views into them, valid until
+ * the batch ends unless the consumer says it kept them.
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
@@ -16,6 +20,8 @@ import {
   type FrameSink,
 } from './frame-receiver.js'
 import { closePayload, OPCODE, writeFrame } from './frame-sender.js'
+import { ReadBuffers } from './read-buffers.js'
+import { readIntoUserBuffers } from './user-buffer.js'
 
 export interface StreamSocketOptions extends FrameLimits {
   /** How long a closing handshake may take before the socket is destroyed (ws's `closeTimeout`). */
@@ -31,6 +37,18 @@ const CLOSED = 3
 const EMPTY = Buffer.alloc(0)
 
 type SendCallback = (err?: Error | null) => void
+
+/** How a consumer takes the messages of one socket read at a time (see `setReadBatch`). */
+export interface ReadBatch {
+  /** Before the messages of one read are emitted (e.g. cork the socket they are written to). */
+  begin(): void
+  /** After them: true if the consumer still holds views of their bytes (e.g. a write not yet done). */
+  end(): boolean
+  /** After an `end()` that returned true: runs `done` once the consumer holds those views no more. */
+  whenReleased(done: () => void): void
+  /** How many bytes the consumer holds at most before it pauses the socket. */
+  readonly queueBytes: number
+}
 
 export class StreamWebSocket extends EventEmitter {
   readonly CONNECTING = CONNECTING
@@ -52,6 +70,8 @@ export class StreamWebSocket extends EventEmitter {
   #closeReason: Buffer = EMPTY
   #closeTimer: NodeJS.Timeout | undefined
   #pendingPongs = 0
+  #batch: ReadBatch | undefined
+  #reads: ReadBuffers | undefined
 
   constructor(socket: Duplex, head: Buffer, protocol: string, options: StreamSocketOptions) {
     super()
@@ -141,6 +161,28 @@ export class StreamWebSocket extends EventEmitter {
     this.#socket.resume()
   }
 
+  /**
+   * From now on, the binary slices of each socket read are emitted between `batch.begin()` and
+   * `batch.end()`, and on a plain socket the reads go into reused buffers: a slice is then valid only
+   * until `end()` returns, unless `end()` says it was kept (its buffer is then not reused before
+   * `whenReleased` calls back). Returns true when reads go into reused buffers, false when they stay
+   * Node's own.
+   */
+  setReadBatch(batch: ReadBatch): boolean {
+    this.#batch = batch
+    if (this.#reads !== undefined || this.#readyState === CLOSED) return this.#reads !== undefined
+    const reads = new ReadBuffers(batch.queueBytes)
+    if (
+      !readIntoUserBuffers(this.#socket as Socket, {
+        buffer: reads.next,
+        callback: this.#socketOnRead,
+      })
+    )
+      return false
+    this.#reads = reads
+    return true
+  }
+
   #sink(): FrameSink {
     return {
       // A third argument ws does not have: true on the first slice of a message.
@@ -204,6 +246,25 @@ export class StreamWebSocket extends EventEmitter {
 
   readonly #socketOnData = (chunk: Buffer): void => {
     this.#receiver.write(chunk)
+  }
+
+  /** A read into a reused buffer (after `setReadBatch`). Returning true keeps the socket reading. */
+  readonly #socketOnRead = (bytes: number, buffer: Buffer): boolean => {
+    const reads = this.#reads as ReadBuffers
+    const receiver = this.#receiver
+    if (receiver.done) {
+      void reads.done(bytes, buffer, false) // after a close frame: read on only to see the FIN
+      return true
+    }
+    // The shared buffer is the next read of every other socket: what may be kept is copied first.
+    const shared = reads.isShared(buffer)
+    const chunk = shared ? Buffer.from(buffer.subarray(0, bytes)) : buffer.subarray(0, bytes)
+    const batch = this.#batch as ReadBatch
+    batch.begin()
+    receiver.write(chunk)
+    const giveBack = reads.done(bytes, buffer, batch.end() && !shared)
+    if (giveBack !== undefined) batch.whenReleased(giveBack)
+    return true
   }
 
   readonly #socketOnEnd = (): void => {

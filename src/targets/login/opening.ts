@@ -52,7 +52,9 @@ export function startOpening(
     const done = typeof encoding === 'function' ? encoding : callback
     if (typeof done === 'function') process.nextTick(done)
     if (over) return tcp.write(chunk as Uint8Array) // a write that raced the end: the real one is back
-    const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array)
+    // A copy: the client's bytes may be a view into a read buffer that is reused, and the opening keeps
+    // a partial message until the rest arrives.
+    const bytes = Buffer.from(chunk as Uint8Array)
     const step = (opening as ClientOpening).onClientBytes(bytes)
     if (step.kind === 'more') {
       if (step.reply !== undefined) toClient(step.reply)
