@@ -269,7 +269,9 @@ export class StreamWebSocket extends EventEmitter {
 
   readonly #socketOnEnd = (): void => {
     this.#readyState = CLOSING
-    this.#socket.end()
+    // After a clean closing handshake our side has ended already; ending it again only builds an
+    // ERR_STREAM_ALREADY_FINISHED (a stack trace per connection, for nobody).
+    if (!this.#socket.writableEnded) this.#socket.end()
   }
 
   readonly #socketOnError = (): void => {
