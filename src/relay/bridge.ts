@@ -114,13 +114,13 @@ export function bridge(
   // On the streaming codec the client's reads come a batch at a time: their slices are written to the
   // target corked (one writev per read), and the WebSocket is paused by the bytes queued for the target
   // (the high-water mark), not by Node's 16 KiB default.
-  const batched =
-    ws.setReadBatch?.({
-      begin: tcpCork,
-      end: tcpUncork,
-      whenReleased: afterTargetWrites,
-      queueBytes: options.highWaterMarkBytes,
-    }) === true
+  const batched = ws.setReadBatch !== undefined
+  ws.setReadBatch?.({
+    begin: tcpCork,
+    end: tcpUncork,
+    whenReleased: afterTargetWrites,
+    queueBytes: options.highWaterMarkBytes,
+  })
   ws.on('pong', wsOnPong)
   ws.on('close', wsOnClose)
   ws.on('error', wsOnError)

@@ -30,7 +30,7 @@ export type RelaySocket = Pick<
   | 'once'
 > & {
   /** The streaming codec only: see StreamWebSocket#setReadBatch. */
-  setReadBatch?: (batch: ReadBatch) => boolean
+  setReadBatch?: (batch: ReadBatch) => void
 }
 
 const kStream = Symbol('gangway.streamSocket')

@@ -30,6 +30,11 @@ const SMALL_READS_TO_SHARE = 8
 
 let shared: Buffer | undefined
 
+/** The buffer every socket without a slab of its own reads into (copied out in the read callback). */
+export function sharedReadBuffer(): Buffer {
+  return (shared ??= Buffer.allocUnsafeSlow(SHARED_READ))
+}
+
 interface Slab {
   readonly buffer: Buffer
   /** Where the next read may start: bytes before it are lent (not yet written by the borrower). */
@@ -48,10 +53,12 @@ export class ReadBuffers {
 
   /**
    * `queueBytes`: how many bytes the borrower may hold before it pauses the socket. That many bytes of
-   * slabs are kept for reuse (and one more), so a steady transfer allocates nothing.
+   * slabs are kept for reuse (and one more), so a steady transfer allocates nothing. `bulk`: the socket
+   * is known to be in a bulk transfer, so the first read goes into a slab.
    */
-  constructor(queueBytes = 0) {
+  constructor(queueBytes = 0, bulk = false) {
     this.queueBytes(queueBytes)
+    this.#bulk = bulk
   }
 
   queueBytes(bytes: number): void {
@@ -62,7 +69,7 @@ export class ReadBuffers {
 
   /** The buffer the next read goes into: the shared one, or the free room of the socket's slab. */
   readonly next = (): Buffer => {
-    if (!this.#bulk) return (shared ??= Buffer.allocUnsafeSlow(SHARED_READ))
+    if (!this.#bulk) return sharedReadBuffer()
     let slab = this.#slab
     if (slab === undefined || slab.buffer.length - slab.free < MIN_READ) {
       slab = this.#spares.pop() ?? { buffer: Buffer.allocUnsafeSlow(OWN_READ), free: 0, lent: 0 }

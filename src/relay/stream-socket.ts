@@ -6,9 +6,9 @@
  * messages arrive as slices, as they are read: a `message` event with `isBinary` true is a piece of a
  * message, not a whole one. Owns the socket after the 101; knows nothing of targets or tokens.
  *
- * Once a consumer brackets its reads (`setReadBatch`), a plain TCP or unix socket reads into reused
- * buffers (relay/user-buffer, relay/read-buffers) and a read's slices are views into them, valid until
- * the batch ends unless the consumer says it kept them.
+ * Once a consumer brackets its reads (`setReadBatch`) and a bulk transfer starts, a plain TCP or unix
+ * socket reads into reused buffers (relay/user-buffer, relay/read-buffers) and a read's slices are views
+ * into them, valid until the batch ends unless the consumer says it kept them.
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
@@ -20,7 +20,7 @@ import {
   type FrameSink,
 } from './frame-receiver.js'
 import { closePayload, OPCODE, writeFrame } from './frame-sender.js'
-import { ReadBuffers } from './read-buffers.js'
+import { BULK_READ, ReadBuffers } from './read-buffers.js'
 import { readIntoUserBuffers } from './user-buffer.js'
 
 export interface StreamSocketOptions extends FrameLimits {
@@ -72,6 +72,8 @@ export class StreamWebSocket extends EventEmitter {
   #pendingPongs = 0
   #batch: ReadBatch | undefined
   #reads: ReadBuffers | undefined
+  /** False once the socket turned out unable to read into our buffers. */
+  #reusable = true
 
   constructor(socket: Duplex, head: Buffer, protocol: string, options: StreamSocketOptions) {
     super()
@@ -163,24 +165,22 @@ export class StreamWebSocket extends EventEmitter {
 
   /**
    * From now on, the binary slices of each socket read are emitted between `batch.begin()` and
-   * `batch.end()`, and on a plain socket the reads go into reused buffers: a slice is then valid only
-   * until `end()` returns, unless `end()` says it was kept (its buffer is then not reused before
-   * `whenReleased` calls back). Returns true when reads go into reused buffers, false when they stay
-   * Node's own.
+   * `batch.end()`. Once a read of a plain socket is large (a bulk transfer), its later reads go into
+   * reused buffers: a slice is then valid only until `end()` returns, unless `end()` says it was kept
+   * (its buffer is then not reused before `whenReleased` calls back). An idle or interactive tunnel keeps
+   * Node's own reads and costs no buffer.
    */
-  setReadBatch(batch: ReadBatch): boolean {
+  setReadBatch(batch: ReadBatch): void {
     this.#batch = batch
-    if (this.#reads !== undefined || this.#readyState === CLOSED) return this.#reads !== undefined
-    const reads = new ReadBuffers(batch.queueBytes)
-    if (
-      !readIntoUserBuffers(this.#socket as Socket, {
-        buffer: reads.next,
-        callback: this.#socketOnRead,
-      })
-    )
-      return false
-    this.#reads = reads
-    return true
+  }
+
+  /** After a bulk read through Node's own buffers: the next reads go into reused ones, if the socket can. */
+  #reuseReadBuffers(batch: ReadBatch): void {
+    const reads = new ReadBuffers(batch.queueBytes, true)
+    const socket = this.#socket as Socket
+    if (readIntoUserBuffers(socket, { buffer: reads.next, callback: this.#socketOnRead }))
+      this.#reads = reads
+    else this.#reusable = false
   }
 
   #sink(): FrameSink {
@@ -245,7 +245,17 @@ export class StreamWebSocket extends EventEmitter {
   }
 
   readonly #socketOnData = (chunk: Buffer): void => {
-    this.#receiver.write(chunk)
+    const batch = this.#batch
+    const receiver = this.#receiver
+    if (batch === undefined) {
+      receiver.write(chunk)
+      return
+    }
+    batch.begin()
+    receiver.write(chunk) // Node's own buffer: whatever the consumer keeps of it stays valid
+    batch.end()
+    if (chunk.length >= BULK_READ && this.#reusable && this.#reads === undefined && !receiver.done)
+      this.#reuseReadBuffers(batch)
   }
 
   /** A read into a reused buffer (after `setReadBatch`). Returning true keeps the socket reading. */

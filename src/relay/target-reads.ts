@@ -10,7 +10,7 @@
  * Knows nothing of WebSockets or tokens.
  */
 import type { Socket } from 'node:net'
-import { ReadBuffers } from './read-buffers.js'
+import { BULK_READ, ReadBuffers, sharedReadBuffer } from './read-buffers.js'
 
 /**
  * One read. `reusable`: the chunk is a view into this socket's own slab, which the sink may hand on as it
@@ -52,18 +52,29 @@ export function registerTargetReads(socket: Socket, reads: TargetReads): void {
  * memory of its own; a bulk transfer reads into slabs of its own (relay/read-buffers).
  */
 export function createTargetReads(): TargetReads {
-  const buffers = new ReadBuffers()
+  /** Made at the first bulk read: until then (an idle or interactive tunnel) the shared buffer. */
+  let buffers: ReadBuffers | undefined
+  let queueBytes = 0
   let sink: ChunkSink | undefined
   let whenReleased: ((done: () => void) => void) | undefined
   /** Bytes read before the bridge attached (at most one read: the socket pauses on it). */
   const early: Buffer[] = []
 
+  function nextBuffer(): Buffer {
+    return buffers === undefined ? sharedReadBuffer() : buffers.next()
+  }
+
   function targetOnRead(bytes: number, buffer: Buffer): boolean {
     const chunk = buffer.subarray(0, bytes)
     if (sink === undefined) {
       early.push(Buffer.from(chunk))
-      void buffers.done(bytes, buffer, false)
+      void buffers?.done(bytes, buffer, false)
       return false // before the bridge attaches: pause on the first read
+    }
+    if (buffers === undefined) {
+      sink(chunk, false) // the shared buffer: the sink copies
+      if (bytes >= BULK_READ) buffers = new ReadBuffers(queueBytes, true)
+      return true
     }
     const kept = sink(chunk, !buffers.isShared(buffer))
     const giveBack = buffers.done(bytes, buffer, kept)
@@ -72,11 +83,11 @@ export function createTargetReads(): TargetReads {
   }
 
   return {
-    onread: { buffer: buffers.next, callback: targetOnRead },
-    attach(socket, to, released, queueBytes) {
+    onread: { buffer: nextBuffer, callback: targetOnRead },
+    attach(socket, to, released, bytes) {
       sink = to
       whenReleased = released
-      buffers.queueBytes(queueBytes)
+      queueBytes = bytes
       for (const chunk of early.splice(0)) {
         if (socket.destroyed) return
         to(chunk, false)

@@ -67,7 +67,7 @@ describe('handover from ws (relies on WebSocket#setSocket, a ws internal: this t
       ends++
       return end(...args)
     }) as Duplex['end']
-    const serverClosed = once(upgraded[0]!, 'close')
+    const serverClosed = once(upgraded[0] as unknown as StreamWebSocket, 'close')
     client.close(1000)
     await serverClosed
     expect(ends).toBe(1)
