@@ -1,7 +1,8 @@
 /**
  * A real VNC server: Debian's TigerVNC `Xvnc` (tigervnc-standalone-server, installed by scripts/test-env.sh),
- * spawned on a free loopback port and a free X display, with the classic stipple root window (`-retro`) so
- * there is a desktop to draw, and no authentication (or VNC Authentication with a `vncpasswd` file).
+ * spawned on a free loopback port and a free X display (retrying when another test process took it), with
+ * the classic stipple root window (`-retro`) so there is a desktop to draw, and no authentication (or VNC
+ * Authentication with a `vncpasswd` file).
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
@@ -22,12 +23,18 @@ export interface VncServer {
   close(): Promise<void>
 }
 
-function freeDisplay(): number {
-  for (let n = 40; n < 100; n++) {
+/** The first display from `from` on (40-139) with no lock file or socket. */
+function freeDisplay(from: number): number {
+  for (let i = 0; i < 100; i++) {
+    const n = 40 + ((from - 40 + i) % 100)
     if (!existsSync(`/tmp/.X${n}-lock`) && !existsSync(`/tmp/.X11-unix/X${n}`)) return n
   }
-  throw new Error('no free X display number in 40-99')
+  throw new Error('no free X display number in 40-139')
 }
+
+/** Test files run in parallel processes: each starts looking at its own display, and retries a taken one. */
+let nextDisplay = 40 + (process.pid % 100)
+const ATTEMPTS = 10
 
 /** `passwordFile`: a vncpasswd file; the server then asks for VNC Authentication instead of None. */
 export async function startXvnc(
@@ -35,8 +42,25 @@ export async function startXvnc(
   height = 480,
   options: { passwordFile?: string } = {},
 ): Promise<VncServer> {
+  for (let attempt = 1; ; attempt++) {
+    const display = freeDisplay(nextDisplay)
+    nextDisplay = display + 1
+    try {
+      return await spawnXvnc(display, width, height, options)
+    } catch (err) {
+      // Another process took the display between our check and Xvnc's lock: try the next one.
+      if (attempt >= ATTEMPTS || !/already active/.test((err as Error).message)) throw err
+    }
+  }
+}
+
+async function spawnXvnc(
+  display: number,
+  width: number,
+  height: number,
+  options: { passwordFile?: string },
+): Promise<VncServer> {
   const port = await freePort()
-  const display = freeDisplay()
   const args = [`:${display}`, '-rfbport', String(port), '-interface', '127.0.0.1']
   if (options.passwordFile === undefined) args.push('-SecurityTypes', 'None')
   else args.push('-SecurityTypes', 'VncAuth', '-PasswordFile', options.passwordFile)
