@@ -18,6 +18,15 @@ import { tempDir } from '../helpers/tmp.js'
 const d = createDisposer()
 afterEach(() => d.run())
 
+/** Waits turn by turn of the event loop until `done()` holds (bounded: 100,000 turns). */
+async function until(done: () => boolean): Promise<void> {
+  for (let turn = 0; turn < 100_000; turn++) {
+    if (done()) return
+    await tick()
+  }
+  throw new Error('the condition never held')
+}
+
 /** A connected pair on loopback: `accepted` is the server's end, as the daemon gets it. */
 async function pair(): Promise<{ client: Socket; accepted: Socket }> {
   const server = net.createServer()
@@ -58,7 +67,7 @@ describe('reads of an accepted socket into our own buffers (Node internals, pinn
     accepted.on('data', (chunk: Buffer) => dataEvents.push(chunk))
     for (const word of ['one', 'two', 'three']) {
       client.write(word)
-      while (seen.length === 0 || seen.at(-1)!.data !== word) await tick()
+      await until(() => seen.length > 0 && seen.at(-1)!.data === word)
     }
     expect(seen.map((s) => s.data)).toEqual(['one', 'two', 'three'])
     expect(seen.every((s) => s.same)).toBe(true)
@@ -80,7 +89,7 @@ describe('reads of an accepted socket into our own buffers (Node internals, pinn
     })
     accepted.resume()
     client.write('a')
-    while (got !== 'a') await tick()
+    await until(() => got === 'a')
     accepted.pause()
     client.write('b')
     // Let the byte reach the paused socket's kernel buffer: the peer's write completes, then many turns.
@@ -88,7 +97,7 @@ describe('reads of an accepted socket into our own buffers (Node internals, pinn
     for (let i = 0; i < 50; i++) await tick()
     expect(got).toBe('a')
     accepted.resume()
-    while (got.length < 2) await tick()
+    await until(() => got.length >= 2)
     const ended = once(accepted, 'end')
     client.end()
     await ended
