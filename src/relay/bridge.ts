@@ -57,6 +57,9 @@ export interface Tunnel {
 
 const SEND_OPTIONS = { binary: true } as const
 const EMPTY = Buffer.alloc(0)
+/** Client payload slices below this size are joined per read (see writeUp), up to JOIN_BYTES a write. */
+const JOIN_BELOW = 1024
+const JOIN_BYTES = 16 * 1024
 
 const WS_ERROR_CLOSE_CODES: Record<string, number> = {
   WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MESSAGE_TOO_BIG,
@@ -83,6 +86,10 @@ export function bridge(
   const idleTimer = timer(tunnelOnIdleTimer, options.idleTimeoutMs)
   const lingerTimer = timer(tunnelOnLingerTimer, CLOSE_TIMEOUT_MS + 1_000)
   let bytesUp = 0
+  /** Small client slices of the read being handled, joined into one target write (see writeUp). */
+  let joinParts: Buffer[] = []
+  let joinBytes = 0
+  let inBatch = false
   let bytesDown = 0
   let lastActivity = startedAt
   let wsPaused = false
@@ -105,6 +112,9 @@ export function bridge(
           isFinished: () => finished,
           isTargetPaused: () => tcpPaused,
           sendDown: tcpOnData,
+          writeUp,
+          queuedUp,
+          flushUp: flushJoined,
           receivedUp: countUp,
           markAlive: () => void (alive = true),
           finish,
@@ -164,7 +174,36 @@ export function bridge(
     if (tracksIdle) lastActivity = performance.now()
     // Pause the WebSocket instead of buffering: a slow target must slow the client down, or one client
     // could grow our heap without bound (RFC 6455 has no flow control of its own).
-    if (!tcp.write(chunk) && !wsPaused && !batched) pauseUp()
+    if (!writeUp(chunk) && !wsPaused && !batched) pauseUp()
+  }
+
+  /**
+   * Writes client payload to the target. Within one client read, slices under `JOIN_BELOW` bytes are
+   * copied together into one write: a stream of tiny frames would otherwise queue one write (a hundred
+   * bytes or more of bookkeeping) per payload byte, and the high-water mark counts bytes, not writes.
+   */
+  function writeUp(chunk: Buffer): boolean {
+    if (!inBatch || chunk.length >= JOIN_BELOW) {
+      flushJoined()
+      return tcp.write(chunk)
+    }
+    joinParts.push(chunk)
+    joinBytes += chunk.length
+    if (joinBytes >= JOIN_BYTES) flushJoined()
+    return true
+  }
+
+  function flushJoined(): void {
+    if (joinBytes === 0) return
+    const joined = Buffer.concat(joinParts, joinBytes)
+    joinParts = []
+    joinBytes = 0
+    // Past the end of the target's side (a limit or a close ended it mid-read), the bytes are dropped.
+    if (!tcp.writableEnded && !tcp.destroyed) tcp.write(joined)
+  }
+
+  function queuedUp(): number {
+    return tcp.writableLength + joinBytes
   }
 
   function pauseUp(): void {
@@ -174,11 +213,14 @@ export function bridge(
   }
 
   function tcpCork(): void {
+    inBatch = true
     tcp.cork()
   }
 
   /** The end of one client read: write its slices, and pause the client while the target lags. */
   function tcpUncork(): boolean {
+    flushJoined()
+    inBatch = false
     tcp.uncork()
     const queued = tcp.writableLength
     // gangway.v1 is bounded by its credit window instead; a 'drain' (writableNeedDrain) resumes us.
@@ -367,6 +409,7 @@ export function bridge(
       ws.resume()
     }
     // Flush what the client sent, then FIN. After a target EOF Node ends our side itself (no half-open).
+    flushJoined()
     if (initiator !== 'target') tcp.end()
   }
 

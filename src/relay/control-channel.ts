@@ -30,6 +30,12 @@ export interface ControlHost {
   isTargetPaused(): boolean
   /** Relays one target chunk to the client as raw mode does (counting, high-water mark). */
   sendDown(chunk: Buffer): void
+  /** Writes client payload to the target (small slices of one read are joined into one write). */
+  writeUp(chunk: Buffer): void
+  /** Client bytes the bridge holds for the target: its socket's queue and what is still being joined. */
+  queuedUp(): number
+  /** Writes what is still being joined (before the target's side is ended). */
+  flushUp(): void
   /** Counts client payload bytes (result, liveness, idle timer). */
   receivedUp(bytes: number): void
   markAlive(): void
@@ -95,7 +101,7 @@ export function startControlChannel(host: ControlHost): ControlChannel {
         // Over the byte limit the tunnel has just ended (and the target's side with it): drop the chunk, as
         // raw mode does. Writing after that end would destroy the socket and lose what is still queued.
         if (host.isFinished()) return
-        tcp.write(chunk) // bounded by the window, not by pausing
+        host.writeUp(chunk) // bounded by the window, not by pausing
         grantUp()
       }
       return
@@ -124,7 +130,7 @@ export function startControlChannel(host: ControlHost): ControlChannel {
   /** Grants the client more send window once the target has taken at least half of it. */
   function grantUp(): void {
     if (host.isFinished() || clientEof) return
-    const more = upWindow - tcp.writableLength - (upGranted - upReceived)
+    const more = upWindow - host.queuedUp() - (upGranted - upReceived)
     if (more < upWindow / 2) {
       // The client has used its whole window: it is now held back by the target (observable as 'up').
       if (upReceived === upGranted && !upBlocked) {
@@ -147,6 +153,7 @@ export function startControlChannel(host: ControlHost): ControlChannel {
       return
     }
     clientEof = true
+    host.flushUp()
     tcp.end() // FIN after everything already written; the target may keep sending
     if (eofSent) host.finish('server', CloseCode.NORMAL, 'both sides closed') // we send the close frame
   }
