@@ -1,15 +1,16 @@
 /**
  * @module relay/read-buffers
- * Which buffer a client socket's next read goes into (relay/user-buffer), so that a bulk upload reuses a
- * few buffers instead of allocating a fresh one per read: the allocation, the page faults of new heap and
- * the collector's work were the largest cost of an upload outside the kernel (issue #15).
+ * Which buffer a socket's next read goes into (the client's through relay/user-buffer, the target's
+ * through relay/target-reads), so that a bulk transfer reuses a few buffers instead of allocating a fresh
+ * one per read: the allocation, the page faults of new heap and the collector's work were the largest cost
+ * outside the kernel (issue #15).
  *
- * - An idle socket, or one with small reads (a terminal, a query), reads into one buffer shared by every
- *   client socket of the process, and costs no memory of its own. Its bytes are copied out in the read
- *   callback, before any other socket can read into it.
+ * - A socket with small reads (a terminal, a query) reads into one buffer shared by every socket of the
+ *   process, and costs no memory of its own. Its bytes are copied out in the read callback, before any
+ *   other socket can read into it. (A socket that has not had a bulk read yet has no ReadBuffers at all.)
  * - A read that fills `BULK_READ` or more suggests a bulk transfer: the socket then reads into a buffer of
  *   its own (`OWN_READ` bytes: four times fewer reads than Node's 64 KiB) and parses it in place.
- * - Whoever keeps bytes of an own buffer (a target write the kernel did not take at once) says so: those
+ * - Whoever keeps bytes of an own buffer (a write the kernel did not take at once) says so: those
  *   bytes are then lent, and the next read goes into the room after them; when too little room is left,
  *   into a spare slab or a new one. A slab is reused once every read lent from it was given back (its
  *   bytes written). So the slabs a socket holds are about the bytes queued for the target (bounded by
