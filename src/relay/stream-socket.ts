@@ -178,9 +178,15 @@ export class StreamWebSocket extends EventEmitter {
   #reuseReadBuffers(batch: ReadBatch): void {
     const reads = new ReadBuffers(batch.queueBytes, true)
     const socket = this.#socket as Socket
-    if (readIntoUserBuffers(socket, { buffer: reads.next, callback: this.#socketOnRead }))
-      this.#reads = reads
-    else this.#reusable = false
+    if (!readIntoUserBuffers(socket, { buffer: reads.next, callback: this.#socketOnRead })) {
+      this.#reusable = false
+      return
+    }
+    this.#reads = reads
+    // Paused before the switch (the consumer paused us on this very read): the pause only stopped the
+    // stream's flow, and reads now bypass the stream, so stop the handle itself, as net's pause() does
+    // in this mode.
+    if (this.#paused) socket.pause()
   }
 
   #sink(): FrameSink {

@@ -9,7 +9,10 @@
  * release since 12, pinned by test/unit/user-buffer.test.ts for the versions in `engines`):
  * - a `net.Socket` created with `onread` keeps it in three own symbol properties named `kBuffer`,
  *   `kBufferCb` and `kBufferGen`, which `onStreamRead`, `pause()` and `resume()` consult on every read;
- * - its libuv handle (`_handle`) has `useUserBuffer(buffer)`, which makes the next read land in `buffer`.
+ * - its libuv handle (`_handle`) has `useUserBuffer(buffer)`, which makes the next read land in `buffer`;
+ * - in that mode its stream never gets a `push()` after the first `_read()`, so the stream's
+ *   `_readableState.reading` stays true and the stream machinery never calls `_read()` again (which would
+ *   start the handle even while paused). A socket switched over later is put in that same state.
  * When either is missing (another runtime, a TLS socket, a socket without a handle) nothing is changed and
  * the caller keeps reading through 'data' events. Knows nothing of WebSockets or targets.
  */
@@ -74,5 +77,8 @@ export function readIntoUserBuffers(socket: Socket, reads: UserBufferReads): boo
   fields[found.callback] = reads.callback
   fields[found.buffer] = first
   handle.useUserBuffer(first)
+  // As if its first `_read()` had happened in this mode: from now on only resume() starts the handle.
+  const state = (socket as unknown as { _readableState?: { reading: boolean } })._readableState
+  if (state !== undefined) state.reading = true
   return true
 }
