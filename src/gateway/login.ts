@@ -9,6 +9,7 @@
  */
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
+import type { CancelSignal } from '../cancel.js'
 import type { LoginSpec } from '../config/login-spec.js'
 import type { Target } from '../config/options.js'
 import { tunnelError } from '../errors.js'
@@ -43,7 +44,7 @@ export interface LoginRequest {
   readonly target: Target
   readonly spec: LoginSpec
   readonly timeoutMs: number
-  readonly signal: AbortSignal
+  readonly signal: CancelSignal
 }
 
 export type LoginRunner = (request: LoginRequest) => Promise<LoginSession>

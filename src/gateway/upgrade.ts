@@ -22,6 +22,7 @@ import { TunnelError, tunnelError } from '../errors.js'
 import { writeHttpStatus } from './http.js'
 import type { Logger } from '../log.js'
 import { refuseChannel } from '../events.js'
+import { Cancel } from '../cancel.js'
 import { refusalReason, type DialResult, type RefusalReason } from './metrics-hooks.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
 import type { LoginRunner, LoginSession } from './login.js'
@@ -148,7 +149,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     // If the client gives up while we dial, stop dialling.
     // Keep reading while we dial, or a client that leaves would go unnoticed until the dial ends. A
     // client must not send before the 101, but whatever it does send is kept (bounded) for ws.
-    const abort = new AbortController()
+    const abort = new Cancel()
     socket.on('data', socketOnDataWhileDialing)
     socket.once('end', socketOnCloseWhileDialing)
     socket.once('close', socketOnCloseWhileDialing)
@@ -179,8 +180,8 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       // A dial that fails (4502, 4503, 4504) is logged with the route and token that were admitted.
       refusalFields = { route: answer.label, token: answer.fingerprint }
       targetText = describeTarget(answer.target)
-      if (abort.signal.aborted) {
-        dialOnFailure(abort.signal.reason)
+      if (abort.aborted) {
+        dialOnFailure(abort.reason)
         return
       }
       // Revoked while the gate was deciding: refused like any revoked token, before anything is dialled.
@@ -205,7 +206,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
       dialled = true
       dial(answer.target, {
         timeoutMs: answer.options.connectTimeoutMs ?? config.connectTimeoutMs,
-        signal: abort.signal,
+        signal: abort,
         addresses: answer.addresses,
         preamble: ctx.targetPreamble(req),
         tls,
@@ -228,7 +229,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
           target: admitted.target,
           spec,
           timeoutMs: admitted.options.connectTimeoutMs ?? config.connectTimeoutMs,
-          signal: abort.signal,
+          signal: abort,
         })
         .then((session) => {
           loginSession = session
@@ -237,7 +238,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     }
 
     function socketOnCloseWhileDialing(): void {
-      abort.abort(new Error('client went away while dialling'))
+      abort.cancel(new Error('client went away while dialling'))
       socket.destroy()
     }
 
@@ -287,11 +288,11 @@ export function createUpgradeListener(ctx: UpgradeContext) {
 
     function dialOnFailure(err: unknown): void {
       dialEnded = true
-      const result = !dialled ? undefined : abort.signal.aborted ? 'aborted' : 'failed'
+      const result = !dialled ? undefined : abort.aborted ? 'aborted' : 'failed'
       ctx.dialFinished(performance.now() - dialStartedAt, result)
       stopWatchingClient()
       admission?.release()
-      if (abort.signal.aborted) {
+      if (abort.aborted) {
         logger.info('client left before the target answered', {
           conn: id,
           client,

@@ -10,6 +10,7 @@ import type { LookupAddress } from 'node:dns'
 import net, { type LookupFunction, type Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import { createSecureContext, type TLSSocket } from 'node:tls'
+import type { CancelSignal } from '../cancel.js'
 import type { Target } from '../config/options.js'
 import { tunnelError, type TunnelError, type TunnelErrorCode } from '../errors.js'
 import { createTargetReads, registerTargetReads } from '../relay/target-reads.js'
@@ -24,7 +25,7 @@ const KEEPALIVE_INITIAL_DELAY_MS = 30_000
 
 export interface DialOptions {
   timeoutMs: number
-  signal: AbortSignal
+  signal: CancelSignal
   /**
    * Addresses already resolved (and checked by the target policy): the dial uses exactly these instead of
    * a second DNS lookup, so a name cannot resolve differently between the check and the connect.
