@@ -125,6 +125,7 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
         scenario: scenario.startsWith('up') ? 'upload' : 'download',
         bytes: P.bytes,
         parallel: scenario.endsWith('16') ? 16 : 1,
+        wsClient: args.has('ws-client') ? 'ws' : 'raw',
       }
     case 'latency':
       return { ...base, scenario, roundTrips: P.roundTrips, warmup: 200 }
