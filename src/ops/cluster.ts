@@ -1,7 +1,7 @@
 /**
  * @module ops/cluster
- * `--workers N`: several worker processes share the listener (node:cluster), so connection-heavy loads use
- * every core. The primary supervises: it forks the workers, restarts one that dies, forwards drain and
+ * `--workers N`: several worker processes share the listener (node:cluster) and each accepts from it, so
+ * connection-heavy loads use every core. The primary supervises: it forks the workers, restarts one that dies, forwards drain and
  * reload requests over IPC, and owns the admin listener, whose metrics, tunnel list and "close" action cover
  * every worker. Workers run the ordinary daemon; only `cli.ts` knows which role a process has.
  * Knows nothing of the relay: it moves counts and commands between processes.
@@ -197,6 +197,13 @@ export function startPrimary(count: number, logger: Logger): PrimaryHandle {
   // The primary's own process figures (worker="primary") join the workers' on /metrics.
   const ownMetrics = createProcessMetrics({ worker: 'primary' })
 
+  // The workers accept from the shared listening socket themselves; the kernel gives each connection to one
+  // that is waiting in accept, so a busy worker takes fewer. Node's default on Linux is round robin, where
+  // the primary accepts every connection and passes it to a worker over IPC: in `npm run bench` that cost
+  // more than a worker spends on the whole connection (docs/operations.md). NODE_CLUSTER_SCHED_POLICY=rr
+  // keeps Node's default.
+  if (process.env.NODE_CLUSTER_SCHED_POLICY === undefined)
+    cluster.schedulingPolicy = cluster.SCHED_NONE
   for (let i = 0; i < count; i++) fork(i)
 
   function fork(index: number): void {

@@ -30,6 +30,8 @@ export interface GangwayProcess {
 
 export interface SpawnOptions {
   cwd?: string
+  /** Added to this process's environment. */
+  env?: NodeJS.ProcessEnv
 }
 
 /** Spawns `node bin/gangway.js ...args`; the disposer kills it (SIGKILL) if it is still running. */
@@ -40,6 +42,7 @@ export function spawnGangway(
 ): GangwayProcess {
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: options.cwd ?? REPO_ROOT,
+    env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const stdout: string[] = []
