@@ -3,7 +3,7 @@
  * What a dial and a target login watch to stop early: the client went away while they ran. It is the part
  * of `AbortSignal` they use (`aborted`, `reason`, an 'abort' listener), so an `AbortSignal` serves too.
  * The daemon makes one per connection instead of an `AbortController`, whose EventTarget machinery cost
- * about a tenth of a connection's CPU in `npm run bench`'s connection rate (docs/benchmark.md).
+ * 20-40 µs of CPU per connection, 5-10 % of it, in `npm run bench`'s connection rate (docs/benchmark.md).
  * Imports nothing: every layer may use it.
  */
 

@@ -1,10 +1,10 @@
 /**
  * @module ops/cluster
  * `--workers N`: several worker processes share the listener (node:cluster) and each accepts from it, so
- * connection-heavy loads use every core. The primary supervises: it forks the workers, restarts one that dies, forwards drain and
- * reload requests over IPC, and owns the admin listener, whose metrics, tunnel list and "close" action cover
- * every worker. Workers run the ordinary daemon; only `cli.ts` knows which role a process has.
- * Knows nothing of the relay: it moves counts and commands between processes.
+ * connection-heavy loads use every core. The primary supervises: it forks the workers, restarts one that
+ * dies, forwards drain and reload requests over IPC, and owns the admin listener, whose metrics, tunnel
+ * list and "close" action cover every worker. Workers run the ordinary daemon; only `cli.ts` knows which
+ * role a process has. Knows nothing of the relay: it moves counts and commands between processes.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
