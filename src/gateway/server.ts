@@ -11,10 +11,12 @@ import type { Access } from '../auth/access.js'
 import type { Config, ListenAddress } from '../config/options.js'
 import { CLOSE_TIMEOUT_MS } from '../relay/bridge.js'
 import { streamingWebSocketClass } from '../relay/handover.js'
+import type { StreamSocketOptions } from '../relay/stream-socket.js'
 import { GangwayError } from '../errors.js'
 import { createClientErrorListener, createRequestListener } from './http.js'
 import { silentLogger, type Logger } from '../log.js'
-import { CloseCode, SUBPROTOCOL_BINARY, SUBPROTOCOL_V1 } from '../protocol.js'
+import { CloseCode } from '../protocol.js'
+import { chooseSubprotocol } from './accept-upgrade.js'
 import { createUpgradeListener } from './upgrade.js'
 import { VERSION } from '../version.js'
 import { noMetrics, type MetricsHooks } from './metrics-hooks.js'
@@ -156,6 +158,7 @@ export function createTunnelServer(
     )
   }
   let wss = createWebSocketServer(config)
+  let streamOptions = streamSocketOptions(config)
   httpServer.on('clientError', createClientErrorListener(logger))
   httpServer.on(
     'upgrade',
@@ -165,6 +168,9 @@ export function createTunnelServer(
       },
       get wss() {
         return wss
+      },
+      get streamOptions() {
+        return streamOptions
       },
       logger,
       get access() {
@@ -258,6 +264,7 @@ export function createTunnelServer(
     }
     if (next.maxMessageBytes !== previous.maxMessageBytes || next.compress !== previous.compress) {
       wss = createWebSocketServer(next) // upgraded sockets do not depend on the server that made them
+      streamOptions = streamSocketOptions(next)
     }
     if (
       next.trustProxy !== previous.trustProxy ||
@@ -338,6 +345,16 @@ export function clientResolverFor(config: Config) {
 const WS_MAX_FRAGMENTS = 16 * 1024
 const WS_MAX_PENDING_PONGS = 60
 
+/** What the streaming codec is given for each upgraded socket (with `ws` or without it). */
+function streamSocketOptions(config: Config): StreamSocketOptions {
+  return {
+    maxTextBytes: config.maxMessageBytes,
+    maxTextFragments: WS_MAX_FRAGMENTS,
+    maxPendingPongs: WS_MAX_PENDING_PONGS,
+    closeTimeoutMs: CLOSE_TIMEOUT_MS,
+  }
+}
+
 function createWebSocketServer(config: Config): WebSocketServer {
   return new WebSocketServer({
     noServer: true,
@@ -346,22 +363,8 @@ function createWebSocketServer(config: Config): WebSocketServer {
     perMessageDeflate: config.compress,
     handleProtocols: chooseSubprotocol,
     // The streaming codec takes each upgraded socket from ws after the 101 (src/relay/handover.ts).
-    WebSocket: streamingWebSocketClass({
-      maxTextBytes: config.maxMessageBytes,
-      maxTextFragments: WS_MAX_FRAGMENTS,
-      maxPendingPongs: WS_MAX_PENDING_PONGS,
-      closeTimeoutMs: CLOSE_TIMEOUT_MS,
-    }),
+    WebSocket: streamingWebSocketClass(streamSocketOptions(config)),
     // ws >= 8.22 option, not yet in @types/ws: how long a close handshake may take before the socket is cut.
     ...({ closeTimeout: CLOSE_TIMEOUT_MS } as object),
   })
-}
-
-/**
- * Select `gangway.v1` when offered, else echo `binary` (noVNC, websockify clients), else nothing; never
- * refuse, and never select a `gangway.bearer.` entry (it carries a secret).
- */
-export function chooseSubprotocol(offered: Set<string>): string | false {
-  if (offered.has(SUBPROTOCOL_V1)) return SUBPROTOCOL_V1
-  return offered.has(SUBPROTOCOL_BINARY) ? SUBPROTOCOL_BINARY : false
 }

@@ -25,6 +25,8 @@ import { refuseChannel } from '../events.js'
 import { Cancel } from '../cancel.js'
 import { refusalReason, type DialResult, type RefusalReason } from './metrics-hooks.js'
 import { extensionsProblem, subprotocolProblem } from './handshake.js'
+import { acceptUpgrade, needsWs } from './accept-upgrade.js'
+import type { StreamSocketOptions } from '../relay/stream-socket.js'
 import type { LoginRunner, LoginSession } from './login.js'
 import {
   tlsRefusalReason,
@@ -37,8 +39,10 @@ import {
 export interface UpgradeContext {
   /** Read once per upgrade (a reload may swap it; an upgrade runs to its end on the one it started with). */
   readonly config: Config
-  /** Read once per upgrade, like `config`. */
+  /** Read once per upgrade, like `config`: completes upgrades that may negotiate permessage-deflate. */
   readonly wss: WebSocketServer
+  /** Read once per upgrade, like `config`: for the streaming codec of an upgrade completed without `ws`. */
+  readonly streamOptions: StreamSocketOptions
   readonly logger: Logger
   /**
    * The access gate (tokens, policy); undefined = no auth, every tunnel dials `config.target`. Read once
@@ -115,7 +119,7 @@ export function createUpgradeListener(ctx: UpgradeContext) {
   const { logger } = ctx
 
   return function httpOnUpgrade(req: IncomingMessage, socket: Duplex, firstBytes: Buffer): void {
-    const { config, access, wss, targetTls } = ctx
+    const { config, access, wss, targetTls, streamOptions } = ctx
     const fixedTarget = config.target
     let head = firstBytes
     socket.on('error', socketOnEarlyError)
@@ -269,6 +273,20 @@ export function createUpgradeListener(ctx: UpgradeContext) {
         tcp.destroy()
         admitted.release()
         refuse(tunnelError('ERR_SHUTTING_DOWN', 'server is draining'))
+        return
+      }
+      // Nothing to negotiate (the usual case): the 101 is written here, and the streaming codec takes the
+      // socket (accept-upgrade.ts).
+      if (!needsWs(req, config.compress)) {
+        const ws = acceptUpgrade(req, socket, head, streamOptions)
+        if (ws === undefined) {
+          tcp.destroy()
+          admitted.release()
+          logger.info('client left before the 101', { conn: id, client })
+          return
+        }
+        socket.off('error', socketOnEarlyError)
+        ctx.startTunnel(id, ws, socket, tcp, client, admitted, loginSession)
         return
       }
       // ws may still reject the handshake (a malformed subprotocol or extension header): then its

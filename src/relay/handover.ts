@@ -1,7 +1,9 @@
 /**
  * @module relay/handover
- * Where ws hands an upgraded socket to the streaming codec. ws keeps the handshake (its key check,
- * subprotocol selection, the 101 and permessage-deflate negotiation); the WebSocketServer is given
+ * Where ws hands an upgraded socket to the streaming codec, for the upgrades ws completes: those that may
+ * negotiate permessage-deflate (`--compress` and an extension offer; the others are completed by
+ * gateway/accept-upgrade). ws does that handshake (its key check, subprotocol selection, the 101 and
+ * permessage-deflate negotiation); the WebSocketServer is given
  * `streamingWebSocketClass(...)` as its `WebSocket` option (documented: "must be extended from the
  * original WebSocket"), whose `setSocket` — the method ws calls with the socket right after writing the
  * 101, private in ws's source — builds a `StreamWebSocket` on the socket instead of ws's receiver and
@@ -61,5 +63,14 @@ export function streamingWebSocketClass(options: StreamSocketOptions): typeof We
 
 /** The socket to relay over: the streaming one when ws handed it over, else ws's own. */
 export function relaySocketOf(ws: WebSocket): RelaySocket {
-  return ((ws as WithStream)[kStream] as unknown as RelaySocket | undefined) ?? ws
+  const stream = (ws as WithStream)[kStream]
+  return stream === undefined ? ws : asRelaySocket(stream)
+}
+
+/**
+ * A streaming socket as the bridge sees it. It has every member the bridge uses; only the types differ
+ * (its `on` returns itself, not a ws `WebSocket`).
+ */
+export function asRelaySocket(stream: StreamWebSocket): RelaySocket {
+  return stream as unknown as RelaySocket
 }

@@ -9,7 +9,7 @@ import { startEchoServer, startTcpServer } from '../helpers/tcp.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { closed } from '../helpers/ws.js'
 import { CloseCode, INITIAL_CREDIT, SUBPROTOCOL_V1 } from '../../src/protocol.js'
-import { chooseSubprotocol } from '../../src/gateway/server.js'
+import { chooseSubprotocol } from '../../src/gateway/accept-upgrade.js'
 
 const MiB = 1024 * 1024
 const d = createDisposer()
