@@ -4,6 +4,7 @@
  */
 import net, { type AddressInfo, type Socket } from 'node:net'
 import { once } from 'node:events'
+import type { Disposer } from './disposer.js'
 
 export interface TcpServer {
   port: number
@@ -111,4 +112,24 @@ export async function startBlackhole(): Promise<{ port: number; close(): Promise
       await once(child, 'exit')
     },
   }
+}
+
+/**
+ * A connected pair on loopback: `accepted` is the server's end, as the daemon gets it. Both ends are
+ * destroyed by the disposer.
+ */
+export async function connectedPair(
+  disposer: Disposer,
+): Promise<{ client: Socket; accepted: Socket }> {
+  const server = net.createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1')
+  const [accepted] = (await once(server, 'connection')) as [Socket]
+  server.close()
+  disposer.add(() => {
+    client.destroy()
+    accepted.destroy()
+  })
+  return { client, accepted }
 }

@@ -14,6 +14,7 @@ import type { Socket } from 'node:net'
 import { setImmediate as tick } from 'node:timers/promises'
 import { createDisposer } from '../helpers/disposer.js'
 import { startTcpServer } from '../helpers/tcp.js'
+import { writeBytes } from '../helpers/delivery.js'
 import { startTunnel, tcpTarget } from '../helpers/tunnel.js'
 import { RawWs } from '../helpers/raw-ws.js'
 import { closed, openWs } from '../helpers/ws.js'
@@ -27,17 +28,10 @@ afterEach(() => d.run())
 const KiB = 1024
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex')
 
-/** A deterministic byte pattern per run (cheap to make, and shifted bytes would not compare equal). */
+/** A deterministic byte pattern per run (shifted bytes would not compare equal). */
 function pattern(seed: number, length: number): Buffer {
-  const out = Buffer.allocUnsafe(length)
-  let x = seed | 1
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    out[i] = x & 0xff
-  }
-  return out
+  const bytes = writeBytes(seed, 0, length)
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length)
 }
 
 /** A stall: that many turns of the event loop, or (-1) until the daemon pauses the other side. */

@@ -5,31 +5,16 @@
  * pause that only stopped the flow would let the client push on without bound.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import net, { type Socket } from 'node:net'
-import { once } from 'node:events'
 import { setImmediate as tick } from 'node:timers/promises'
 import { StreamWebSocket } from '../../src/relay/stream-socket.js'
 import { encodeFrame } from '../helpers/frames.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { connectedPair } from '../helpers/tcp.js'
 
 const d = createDisposer()
 afterEach(() => d.run())
 
 const KiB = 1024
-
-async function pair(): Promise<{ client: Socket; accepted: Socket }> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
-  const [accepted] = (await once(server, 'connection')) as [Socket]
-  server.close()
-  d.add(() => {
-    client.destroy()
-    accepted.destroy()
-  })
-  return { client, accepted }
-}
 
 function binaryFrame(payload: Buffer): Buffer {
   return encodeFrame({
@@ -45,7 +30,7 @@ function binaryFrame(payload: Buffer): Buffer {
 
 describe('the switch to reused read buffers', () => {
   it('keeps a pause made on the read that triggered it: nothing more is read until resume()', async () => {
-    const { client, accepted } = await pair()
+    const { client, accepted } = await connectedPair(d)
     const ws = new StreamWebSocket(accepted, Buffer.alloc(0), '', {
       maxTextBytes: 1024,
       maxTextFragments: 16,

@@ -5,12 +5,13 @@
  * the daemon falls back to Node's own reads (the last tests) rather than misbehave.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import net, { type Socket } from 'node:net'
+import net from 'node:net'
 import tls from 'node:tls'
 import { once } from 'node:events'
 import { setImmediate as tick } from 'node:timers/promises'
 import { readIntoUserBuffers } from '../../src/relay/user-buffer.js'
 import { createDisposer } from '../helpers/disposer.js'
+import { connectedPair } from '../helpers/tcp.js'
 import { readFile } from 'node:fs/promises'
 import { makeCert } from '../helpers/certs.js'
 import { tempDir } from '../helpers/tmp.js'
@@ -27,25 +28,9 @@ async function until(done: () => boolean): Promise<void> {
   throw new Error('the condition never held')
 }
 
-/** A connected pair on loopback: `accepted` is the server's end, as the daemon gets it. */
-async function pair(): Promise<{ client: Socket; accepted: Socket }> {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as net.AddressInfo).port
-  const client = net.connect(port, '127.0.0.1')
-  const [accepted] = (await once(server, 'connection')) as [Socket]
-  server.close()
-  d.add(() => {
-    client.destroy()
-    accepted.destroy()
-  })
-  return { client, accepted }
-}
-
 describe('reads of an accepted socket into our own buffers (Node internals, pinned)', () => {
   it('every read lands in the buffer the generator supplied, and the callback sees it', async () => {
-    const { client, accepted } = await pair()
+    const { client, accepted } = await connectedPair(d)
     const supplied: Buffer[] = []
     const seen: Array<{ bytes: number; same: boolean; data: string }> = []
     const ok = readIntoUserBuffers(accepted, {
@@ -77,7 +62,7 @@ describe('reads of an accepted socket into our own buffers (Node internals, pinn
   })
 
   it("pause() stops the reads, resume() restarts them, and the peer's FIN still ends the stream", async () => {
-    const { client, accepted } = await pair()
+    const { client, accepted } = await connectedPair(d)
     const buffer = Buffer.alloc(64 * 1024)
     let got = ''
     readIntoUserBuffers(accepted, {
