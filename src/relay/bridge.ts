@@ -87,7 +87,7 @@ export function bridge(
   const lingerTimer = timer(tunnelOnLingerTimer, CLOSE_TIMEOUT_MS + 1_000)
   let bytesUp = 0
   /** Small client slices of the read being handled, joined into one target write (see writeUp). */
-  let joinParts: Buffer[] = []
+  const joinParts: Buffer[] = []
   let joinBytes = 0
   let inBatch = false
   let bytesDown = 0
@@ -195,8 +195,9 @@ export function bridge(
 
   function flushJoined(): void {
     if (joinBytes === 0) return
-    const joined = Buffer.concat(joinParts, joinBytes)
-    joinParts = []
+    // One slice (an echo, a keystroke) is written as it is: a view, valid as long as any other write's.
+    const joined = joinParts.length === 1 ? joinParts[0]! : Buffer.concat(joinParts, joinBytes)
+    joinParts.length = 0
     joinBytes = 0
     // Past the end of the target's side (a limit or a close ended it mid-read), the bytes are dropped.
     if (!tcp.writableEnded && !tcp.destroyed) tcp.write(joined)

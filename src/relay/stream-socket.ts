@@ -6,9 +6,10 @@
  * messages arrive as slices, as they are read: a `message` event with `isBinary` true is a piece of a
  * message, not a whole one. Owns the socket after the 101; knows nothing of targets or tokens.
  *
- * Once a consumer brackets its reads (`setReadBatch`) and a bulk transfer starts, a plain TCP or unix
- * socket reads into reused buffers (relay/user-buffer, relay/read-buffers) and a read's slices are views
- * into them, valid until the batch ends unless the consumer says it kept them.
+ * Once a consumer brackets its reads (`setReadBatch`), a plain TCP or unix socket reads into buffers the
+ * codec supplies (relay/user-buffer, relay/read-buffers): the shared one while reads are small, reused slabs
+ * of its own in a bulk transfer, whose slices are views valid until the batch ends unless the consumer says
+ * it kept them.
  */
 import { EventEmitter } from 'node:events'
 import type { Duplex } from 'node:stream'
@@ -20,7 +21,7 @@ import {
   type FrameSink,
 } from './frame-receiver.js'
 import { closePayload, OPCODE, writeFrame } from './frame-sender.js'
-import { BULK_READ, ReadBuffers } from './read-buffers.js'
+import { ReadBuffers } from './read-buffers.js'
 import { readIntoUserBuffers } from './user-buffer.js'
 
 export interface StreamSocketOptions extends FrameLimits {
@@ -72,8 +73,6 @@ export class StreamWebSocket extends EventEmitter {
   #pendingPongs = 0
   #batch: ReadBatch | undefined
   #reads: ReadBuffers | undefined
-  /** False once the socket turned out unable to read into our buffers. */
-  #reusable = true
 
   constructor(socket: Duplex, head: Buffer, protocol: string, options: StreamSocketOptions) {
     super()
@@ -165,28 +164,24 @@ export class StreamWebSocket extends EventEmitter {
 
   /**
    * From now on, the binary slices of each socket read are emitted between `batch.begin()` and
-   * `batch.end()`. Once a read of a plain socket is large (a bulk transfer), its later reads go into
-   * reused buffers: a slice is then valid only until `end()` returns, unless `end()` says it was kept
-   * (its buffer is then not reused before `whenReleased` calls back). An idle or interactive tunnel keeps
-   * Node's own reads and costs no buffer.
+   * `batch.end()`, and a plain TCP or unix socket reads into buffers the codec supplies (relay/user-buffer)
+   * instead of a fresh one from Node per read: small reads (an idle or interactive tunnel) into the buffer
+   * every socket shares, copied out at once, so a tunnel costs no buffer of its own; once a read is large
+   * (a bulk transfer), into reused slabs of its own, whose slices are valid only until `end()` returns
+   * unless `end()` says they were kept (their buffer is then not reused before `whenReleased` calls back).
    */
   setReadBatch(batch: ReadBatch): void {
     this.#batch = batch
-  }
-
-  /** After a bulk read through Node's own buffers: the next reads go into reused ones, if the socket can. */
-  #reuseReadBuffers(batch: ReadBatch): void {
-    const reads = new ReadBuffers(batch.queueBytes, true)
+    if (this.#reads !== undefined) return
+    const reads = new ReadBuffers(batch.queueBytes)
     const socket = this.#socket as Socket
-    if (!readIntoUserBuffers(socket, { buffer: reads.next, callback: this.#socketOnRead })) {
-      this.#reusable = false
-      return
-    }
+    if (!readIntoUserBuffers(socket, { buffer: reads.next, callback: this.#socketOnRead })) return
     this.#reads = reads
-    // Paused before the switch (the consumer paused us on this very read): the pause only stopped the
-    // stream's flow, and reads now bypass the stream, so stop the handle itself, as net's pause() does
-    // in this mode.
+    // Reads now bypass the stream, so its pause and resume no longer reach the handle by themselves:
+    // net's pause() and resume() stop or start the handle in this mode. Bytes the stream already holds
+    // still come as 'data', before any later read.
     if (this.#paused) socket.pause()
+    else socket.resume()
   }
 
   #sink(): FrameSink {
@@ -260,8 +255,6 @@ export class StreamWebSocket extends EventEmitter {
     batch.begin()
     receiver.write(chunk) // Node's own buffer: whatever the consumer keeps of it stays valid
     batch.end()
-    if (chunk.length >= BULK_READ && this.#reusable && this.#reads === undefined && !receiver.done)
-      this.#reuseReadBuffers(batch)
   }
 
   /** A read into a reused buffer (after `setReadBatch`). Returning true keeps the socket reading. */
