@@ -22,7 +22,15 @@ export type Job =
       /** WebSocket relays: `raw` (default) is connectRawWs; `ws` is the ws library (`--ws-client`). */
       wsClient?: 'raw' | 'ws'
     }
-  | { scenario: 'latency'; proto: Proto; port: number; roundTrips: number; warmup: number }
+  | {
+      scenario: 'latency'
+      proto: Proto
+      port: number
+      roundTrips: number
+      warmup: number
+      /** Connections (one echo each) opened and closed between the two measurements. */
+      warmConnections: number
+    }
   | { scenario: 'connrate'; proto: Proto; port: number; durationMs: number; parallel: number }
   | { scenario: 'idle'; proto: Proto; port: number; count: number; warmUp: number }
   | { scenario: 'slow'; proto: Proto; port: number; bytes: number; count: number }
@@ -150,7 +158,33 @@ async function throughput(job: Extract<Job, { scenario: 'upload' | 'download' }>
   return { bytes: perConn * job.parallel, seconds }
 }
 
+/**
+ * Echo round trips on one connection, measured twice: first on the relay as it started (a fresh process),
+ * then on a new connection after `warmConnections` others have come and gone, as on a daemon that has
+ * been serving. A fresh Node process compiles and deoptimises its hot paths during the first measurement
+ * (see docs/benchmark.md); a process-per-connection relay is fresh every time.
+ */
 async function latency(job: Extract<Job, { scenario: 'latency' }>) {
+  const cold = await echoRoundTrips(job)
+  if (job.warmConnections === 0) return { ...cold, roundTrips: job.roundTrips }
+  const opening = Buffer.concat([header('e'), PING])
+  let left = job.warmConnections
+  async function worker(): Promise<void> {
+    for (; left > 0; left--) await oneEcho(job.proto, job.port, opening)
+  }
+  await Promise.all(Array.from({ length: 8 }, worker))
+  const warm = await echoRoundTrips(job)
+  return {
+    ...cold,
+    warmP50Us: warm.p50Us,
+    warmP99Us: warm.p99Us,
+    warmP999Us: warm.p999Us,
+    roundTrips: job.roundTrips,
+    warmConnections: job.warmConnections,
+  }
+}
+
+async function echoRoundTrips(job: Extract<Job, { scenario: 'latency' }>) {
   const conn = job.proto === 'tcp' ? await connectTcp(job.port) : await connectRawWs(job.port)
   const got = counter(conn)
   conn.write(header('e'))
@@ -164,7 +198,17 @@ async function latency(job: Extract<Job, { scenario: 'latency' }>) {
   await conn.close()
   samples.sort()
   const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!
-  return { p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999), roundTrips: job.roundTrips }
+  return { p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999) }
+}
+
+/** One short connection: open, one 64-byte echo, close (the connection-rate scenario's unit). */
+async function oneEcho(proto: Proto, port: number, opening: Buffer): Promise<void> {
+  if (proto === 'ws') return rawWsEcho(port, opening)
+  const conn = await connect(proto, port)
+  const got = counter(conn)
+  conn.write(opening)
+  await got(PING.length)
+  await conn.close()
 }
 
 const MASK = Buffer.from([0x37, 0xfa, 0x21, 0x3d])
@@ -310,16 +354,7 @@ async function connrate(job: Extract<Job, { scenario: 'connrate' }>) {
   let done = 0
   async function worker(): Promise<void> {
     while (performance.now() < deadline) {
-      if (job.proto === 'ws') {
-        await rawWsEcho(job.port, opening)
-        done++
-        continue
-      }
-      const conn = await connect(job.proto, job.port)
-      const got = counter(conn)
-      conn.write(opening)
-      await got(PING.length)
-      await conn.close()
+      await oneEcho(job.proto, job.port, opening)
       done++
     }
   }

@@ -129,7 +129,13 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
         wsClient: args.has('ws-client') ? 'ws' : 'raw',
       }
     case 'latency':
-      return { ...base, scenario, roundTrips: P.roundTrips, warmup: 200 }
+      return {
+        ...base,
+        scenario,
+        roundTrips: P.roundTrips,
+        warmup: 200,
+        warmConnections: relay.forks ? P.warmUpForking : P.warmUp,
+      }
     case 'connrate':
       return { ...base, scenario, durationMs: P.connMs, parallel: 16 }
     case 'idle':
