@@ -120,6 +120,22 @@ describe('reads into buffers the codec supplies', () => {
     expect(all.subarray(100).every((b) => b === 8)).toBe(true)
   })
 
+  it("delivers a frame that came with the client's FIN before the switch, then closes", async () => {
+    const { client, accepted } = await connectedPair(d)
+    const ws = new StreamWebSocket(accepted, Buffer.alloc(0), '', OPTIONS)
+    const got: Buffer[] = []
+    ws.on('message', (data: Buffer) => got.push(Buffer.from(data)))
+    const closed = once(ws, 'close')
+    accepted.pause() // hold the bytes and the FIN in the stream until the switch
+    client.end(binaryFrame(Buffer.alloc(300, 9)))
+    await once(accepted, 'readable')
+    for (let turn = 0; turn < 1_000; turn++) await tick()
+    ws.setReadBatch({ begin() {}, end: () => false, whenReleased() {}, queueBytes: 1024 * KiB })
+    ws.resume()
+    await closed
+    expect(Buffer.concat(got)).toEqual(Buffer.alloc(300, 9))
+  })
+
   it('hands the consumer exactly the bytes sent, on sockets whose small and bulk reads interleave', async () => {
     // Two sockets share one process's read buffer; each consumer holds the slices of its reads for a
     // random while (as the bridge holds a write the target did not take at once) before copying them
