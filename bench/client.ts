@@ -166,7 +166,6 @@ async function throughput(job: Extract<Job, { scenario: 'upload' | 'download' }>
  */
 async function latency(job: Extract<Job, { scenario: 'latency' }>) {
   const cold = await echoRoundTrips(job)
-  if (job.warmConnections === 0) return { ...cold, roundTrips: job.roundTrips }
   const opening = Buffer.concat([header('e'), PING])
   let left = job.warmConnections
   async function worker(): Promise<void> {
