@@ -219,6 +219,8 @@ async function relayOnce(
   }
   for (let turn = 0; turn < 200_000 && outBytes < sent.length; turn++) await tick()
   copyOut()
+  // The client goes first: ending the server side first could reset a client with bytes still unread.
+  client.destroy()
   ws.terminate()
   return { sent, received: Buffer.concat(out) }
 }
