@@ -79,6 +79,16 @@ export const RELAYS: readonly Relay[] = [
     ],
   },
   {
+    name: 'minimal streaming relay',
+    proto: 'ws',
+    forks: false,
+    available: () => true,
+    command: (port, target) => [
+      process.execPath,
+      [`${HERE}minimal-relay.js`, String(port), String(target)],
+    ],
+  },
+  {
     name: 'gangway',
     proto: 'ws',
     forks: false,

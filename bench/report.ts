@@ -174,6 +174,7 @@ const CLIENT_SPEAKS: Record<string, string> = {
   'socat -b 65536': 'TCP → socat with 64 KiB buffers → TCP',
   websockify: 'WS → websockify → TCP',
   'naive ws+net': 'WS → naive relay → TCP',
+  'minimal streaming relay': 'WS → minimal streaming relay → TCP',
   gangway: 'WS → gangway (1 process) → TCP',
   'gangway (all cores)': 'WS → gangway --workers 0 (a worker per core) → TCP',
   'gangway (alt)': 'WS → the --alt build of gangway → TCP',
