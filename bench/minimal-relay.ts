@@ -7,7 +7,8 @@
  * side pauses while the other's write queue holds more than 1 MiB, and the closing handshake is answered.
  * Node's own read buffers throughout (a fresh one per read). No validation, no limits, no timeouts, no
  * logs: not something to deploy, but what the machine gives any Node relay, so that Gangway's rows can be
- * read against it, the connection rate and the echo above all.
+ * read against it, the connection rate and the echo above all. It shares no code with src/ on purpose
+ * (its frame header included): it stands for any relay, not for Gangway's parts.
  * Usage: node minimal-relay.js PORT TARGET_PORT
  */
 import net, { type Socket } from 'node:net'
@@ -117,7 +118,7 @@ function relay(client: Socket, target: Socket, early: Buffer): void {
     const data = partial === undefined ? chunk : Buffer.concat([partial, chunk])
     partial = undefined
     let at = 0
-    while (at < data.length || left === 0) {
+    while (at < data.length) {
       if (left < 0) {
         const read = readHeader(data, at)
         if (read === 0) {
@@ -125,6 +126,7 @@ function relay(client: Socket, target: Socket, early: Buffer): void {
           break
         }
         at += read
+        if (left === 0) frameDone()
         continue
       }
       const n = Math.min(left, data.length - at)

@@ -30,6 +30,17 @@ function onPath(file: string): () => boolean {
   return () => existsSync(file)
 }
 
+/** A relay of the bench's own (`bench/*.ts`, built beside this file), run as `node FILE PORT TARGET_PORT`. */
+function benchScript(name: string, file: string): Relay {
+  return {
+    name,
+    proto: 'ws',
+    forks: false,
+    available: () => true,
+    command: (port, target) => [process.execPath, [`${HERE}${file}`, String(port), String(target)]],
+  }
+}
+
 export const RELAYS: readonly Relay[] = [
   { name: 'direct TCP', proto: 'tcp', forks: false, available: () => true },
   {
@@ -68,26 +79,8 @@ export const RELAYS: readonly Relay[] = [
       [`127.0.0.1:${port}`, `127.0.0.1:${target}`],
     ],
   },
-  {
-    name: 'naive ws+net',
-    proto: 'ws',
-    forks: false,
-    available: () => true,
-    command: (port, target) => [
-      process.execPath,
-      [`${HERE}naive-relay.js`, String(port), String(target)],
-    ],
-  },
-  {
-    name: 'minimal streaming relay',
-    proto: 'ws',
-    forks: false,
-    available: () => true,
-    command: (port, target) => [
-      process.execPath,
-      [`${HERE}minimal-relay.js`, String(port), String(target)],
-    ],
-  },
+  benchScript('naive ws+net', 'naive-relay.js'),
+  benchScript('minimal streaming relay', 'minimal-relay.js'),
   {
     name: 'gangway',
     proto: 'ws',
