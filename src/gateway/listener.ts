@@ -119,10 +119,13 @@ export function createListener(config: Config, options: ListenerOptions): Listen
       return false
     }
     open++
-    socket.once('close', function socketOnClose() {
-      open--
-    })
+    socket.on('close', socketOnClose)
     return true
+  }
+
+  /** One listener for every connection ('close' comes once): no closure or once-wrapper per connection. */
+  function socketOnClose(): void {
+    open--
   }
 
   function httpOnConnection(socket: net.Socket): void {

@@ -155,8 +155,9 @@ export function createUpgradeListener(ctx: UpgradeContext) {
     // client must not send before the 101, but whatever it does send is kept (bounded) for ws.
     const abort = new Cancel()
     socket.on('data', socketOnDataWhileDialing)
-    socket.once('end', socketOnCloseWhileDialing)
-    socket.once('close', socketOnCloseWhileDialing)
+    // Removed when the dial ends (stopWatchingClient); running twice (an end, then the close) is harmless.
+    socket.on('end', socketOnCloseWhileDialing)
+    socket.on('close', socketOnCloseWhileDialing)
     ctx.dialStarted()
     let dialStartedAt = performance.now()
     let dialEnded = false

@@ -28,32 +28,42 @@ function loadNative(): NativeUnmask | undefined {
 /** True when the native unmask of bufferutil is in use. */
 export const hasNativeUnmask = nativeUnmask !== undefined
 
+/** The rotated key of the unmask in progress: written just before each (synchronous) use, shared. */
+const rotated = Buffer.alloc(4)
+
 /**
- * A frame's mask key in its four rotations, so that a slice starting at payload offset `o` is unmasked
- * with rotation `o % 4`. One per receiver, rewritten per frame: no allocation per frame.
+ * A frame's mask key, kept as four numbers so that a receiver holds no buffer of its own: a slice starting
+ * at payload offset `o` is unmasked with the key rotated by `o % 4`, written into one buffer every receiver
+ * shares (the unmask is synchronous). Rewritten per frame: no allocation per frame or per connection.
  */
 export class FrameMask {
-  readonly #bytes = Buffer.alloc(16)
-  readonly #rotations: Buffer[] = [0, 1, 2, 3].map((r) => this.#bytes.subarray(r * 4, r * 4 + 4))
-  #zero = true
+  #k0 = 0
+  #k1 = 0
+  #k2 = 0
+  #k3 = 0
 
   /** Takes the 4 key bytes at `source[offset…]`. */
   set(source: Buffer, offset: number): void {
-    for (let r = 0; r < 4; r++) {
-      for (let i = 0; i < 4; i++) this.#bytes[r * 4 + i] = source[offset + ((r + i) & 3)]!
-    }
-    this.#zero = this.#bytes.readUInt32LE(0) === 0
+    this.#k0 = source[offset]!
+    this.#k1 = source[offset + 1]!
+    this.#k2 = source[offset + 2]!
+    this.#k3 = source[offset + 3]!
   }
 
   /** Unmasks `data` in place; `phase` is the payload offset of `data[0]` within its frame. */
   unmask(data: Buffer, phase: number): void {
-    if (this.#zero || data.length === 0) return
+    if (data.length === 0 || (this.#k0 | this.#k1 | this.#k2 | this.#k3) === 0) return
     const r = phase & 3
-    if (nativeUnmask !== undefined && data.length >= NATIVE_MIN_BYTES) {
-      nativeUnmask(data, this.#rotations[r]!)
-      return
-    }
-    unmaskWords(data, this.#rotations[r]!)
+    const k0 = this.#k0
+    const k1 = this.#k1
+    const k2 = this.#k2
+    const k3 = this.#k3
+    rotated[0] = r === 0 ? k0 : r === 1 ? k1 : r === 2 ? k2 : k3
+    rotated[1] = r === 0 ? k1 : r === 1 ? k2 : r === 2 ? k3 : k0
+    rotated[2] = r === 0 ? k2 : r === 1 ? k3 : r === 2 ? k0 : k1
+    rotated[3] = r === 0 ? k3 : r === 1 ? k0 : r === 2 ? k1 : k2
+    if (nativeUnmask !== undefined && data.length >= NATIVE_MIN_BYTES) nativeUnmask(data, rotated)
+    else unmaskWords(data, rotated)
   }
 }
 

@@ -72,11 +72,13 @@ export class FrameReceiver {
   readonly #sink: FrameSink
   readonly #limits: FrameLimits
   readonly #mask = new FrameMask()
-  /** Header bytes that straddle two reads (at most 8 at a time: the 64-bit length). */
-  readonly #part = Buffer.alloc(8)
+  /** Header bytes that straddle two reads (at most 8 at a time: the 64-bit length); made when first needed. */
+  #part: Buffer | undefined
   #partLength = 0
-  /** Control frame payload that straddles reads (at most 125 bytes). */
-  readonly #control = Buffer.alloc(125)
+  /** Control frame payload that straddles reads (at most 125 bytes); made when first needed. */
+  #control: Buffer | undefined
+  /** The payload of the control frame being parsed: a view into the read when it came whole in one. */
+  #controlPayload: Buffer = EMPTY
 
   #state = State.Info
   #fin = false
@@ -153,13 +155,14 @@ export class FrameReceiver {
       this.#pos += n
       return true
     }
+    const part = (this.#part ??= Buffer.alloc(8))
     const copied = Math.min(n - this.#partLength, available)
-    chunk.copy(this.#part, this.#partLength, this.#pos, this.#pos + copied)
+    chunk.copy(part, this.#partLength, this.#pos, this.#pos + copied)
     this.#partLength += copied
     this.#pos += copied
     if (this.#partLength < n) return false
     this.#partLength = 0
-    this.#src = this.#part
+    this.#src = part
     this.#off = 0
     return true
   }
@@ -231,6 +234,7 @@ export class FrameReceiver {
   #startPayload(): void {
     this.#payloadDone = 0
     this.#state = State.Payload
+    this.#controlPayload = EMPTY
     if (this.#payloadLength === 0) this.#frameDone()
   }
 
@@ -245,7 +249,12 @@ export class FrameReceiver {
     const opcode = this.#opcode
     if (opcode === OP_BINARY) this.#binarySlice(slice)
     else if (opcode === OP_TEXT) this.#textParts.push(Buffer.from(slice))
-    else slice.copy(this.#control, offset)
+    else if (n === this.#payloadLength) this.#controlPayload = slice // whole: a view, as binary slices are
+    else {
+      const control = (this.#control ??= Buffer.alloc(125))
+      slice.copy(control, offset)
+      this.#controlPayload = control.subarray(0, this.#payloadLength)
+    }
     if (this.#payloadDone === this.#payloadLength && this.#state === State.Payload)
       this.#frameDone()
   }
@@ -270,7 +279,8 @@ export class FrameReceiver {
       if (this.#fin) this.#textDone()
       return
     }
-    const payload = this.#control.subarray(0, this.#payloadLength)
+    const payload = this.#controlPayload
+    this.#controlPayload = EMPTY
     if (opcode === OP_PING) this.#sink.ping(payload)
     else if (opcode === OP_PONG) this.#sink.pong(payload)
     else this.#closeFrame(payload)

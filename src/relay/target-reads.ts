@@ -35,16 +35,24 @@ export interface TargetReads {
   ): void
 }
 
-const readsBySocket = new WeakMap<Socket, TargetReads>()
+/**
+ * Which reader a socket was dialled with: a property of the socket rather than a WeakMap entry, which
+ * would cost every tunnel a slot in a table the collector must sweep.
+ */
+const kTargetReads = Symbol('gangway.targetReads')
+
+interface WithTargetReads {
+  [kTargetReads]?: TargetReads
+}
 
 /** The reused-buffer reader of a socket dialled with it, if any. */
 export function targetReads(socket: Socket): TargetReads | undefined {
-  return readsBySocket.get(socket)
+  return (socket as WithTargetReads)[kTargetReads]
 }
 
 /** Remembers which reader a socket was created with (called by the dialler). */
 export function registerTargetReads(socket: Socket, reads: TargetReads): void {
-  readsBySocket.set(socket, reads)
+  ;(socket as WithTargetReads)[kTargetReads] = reads
 }
 
 /**

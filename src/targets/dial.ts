@@ -55,20 +55,21 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
       options.plainReads !== true && (target.kind === 'unix' || target.tls !== true)
         ? createTargetReads()
         : undefined
-    const onread = reads === undefined ? {} : { onread: reads.onread }
+    // One literal of one shape per kind (no spreads): this runs for every tunnel.
+    const onread = reads?.onread
     const socket =
       target.kind === 'unix'
-        ? net.connect({ path: target.path, ...onread })
+        ? net.connect({ path: target.path, onread })
         : net.connect({
-            ...onread,
             host: target.host,
             port: target.port,
+            onread,
             noDelay: true,
             keepAlive: true,
             keepAliveInitialDelay: KEEPALIVE_INITIAL_DELAY_MS,
             autoSelectFamily: true,
             autoSelectFamilyAttemptTimeout: HAPPY_EYEBALLS_ATTEMPT_MS,
-            ...(options.addresses === undefined ? {} : { lookup: fixedLookup(options.addresses) }),
+            lookup: options.addresses === undefined ? undefined : fixedLookup(options.addresses),
           })
     if (reads !== undefined) registerTargetReads(socket, reads)
     let secure: TLSSocket | undefined
@@ -80,8 +81,9 @@ export function dial(target: Target, options: DialOptions): Promise<Socket> {
     const remainingMs = (): number =>
       Math.max(0, options.timeoutMs - (performance.now() - startedAt))
     let timer = setTimeout(dialOnTimeout, options.timeoutMs)
-    socket.once('connect', dialOnConnect)
-    socket.once('error', dialOnError)
+    // settle() removes both, whichever comes first ('on' spares a once-wrapper per dial).
+    socket.on('connect', dialOnConnect)
+    socket.on('error', dialOnError)
     options.signal.addEventListener('abort', dialOnAbort)
 
     function settle(): void {
