@@ -127,6 +127,60 @@ describe('frame-receiver', () => {
     )
   })
 
+  it('keeps connections apart: interleaved reads of receivers with different masks, control payloads whole or split', () => {
+    // The rotated mask key is one buffer shared by every receiver, and a control payload that came whole is
+    // a view into its read: neither may leak one connection's bytes into another's.
+    const maskArb = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255))
+    const payloadArb = fc.uint8Array({ maxLength: 200 }).map((a) => Buffer.from(a))
+    const pingArb = fc.uint8Array({ maxLength: 125 }).map((a) => Buffer.from(a))
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(maskArb, payloadArb, pingArb, fc.array(fc.nat(400), { maxLength: 8 })), {
+          minLength: 2,
+          maxLength: 4,
+        }),
+        fc.array(fc.nat(3), { maxLength: 60 }),
+        (conns, order) => {
+          const parties = conns.map(([mask, payload, ping, cuts]) => {
+            const got = { binary: [] as Buffer[], pings: [] as Buffer[], close: 0 }
+            const receiver = new FrameReceiver(
+              {
+                binary: (d) => got.binary.push(Buffer.from(d)),
+                text: () => {},
+                ping: (p) => got.pings.push(Buffer.from(p)),
+                pong: () => {},
+                close: (code) => (got.close = code),
+                error: (err) => {
+                  throw err
+                },
+              },
+              { maxTextBytes: 0, maxTextFragments: 0 },
+            )
+            const spec = { fin: true, rsv: 0, masked: true, mask, lengthForm: 'min' } as const
+            const wire = Buffer.concat([
+              encodeFrame({ ...spec, opcode: 0x2, payload }),
+              encodeFrame({ ...spec, opcode: 0x9, payload: ping }),
+              encodeFrame({ ...spec, opcode: 0x8, payload: Buffer.from([0x03, 0xe8]) }),
+            ])
+            return { got, receiver, reads: splitAt(wire, cuts), payload, ping }
+          })
+          // Feed the reads interleaved in the generated order, then whatever is left, in turn.
+          for (const pick of [...order, ...parties.flatMap((_, i) => Array(20).fill(i))]) {
+            const party = parties[pick % parties.length]!
+            const read = party.reads.shift()
+            if (read !== undefined) party.receiver.write(Buffer.from(read))
+          }
+          for (const { got, payload, ping } of parties) {
+            expect(Buffer.concat(got.binary).equals(payload)).toBe(true)
+            expect(got.pings).toHaveLength(1)
+            expect(got.pings[0]!.equals(ping)).toBe(true)
+            expect(got.close).toBe(1000)
+          }
+        },
+      ),
+    )
+  })
+
   it.each([
     [
       'a text message above the limit',
