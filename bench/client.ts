@@ -23,13 +23,26 @@ export type Job =
       wsClient?: 'raw' | 'ws'
     }
   | {
+      /**
+       * Every relay of a repetition at once, paired: the round trips run in slices, each slice on each
+       * relay's connection in turn, so a slow minute of the machine falls on every relay alike.
+       */
       scenario: 'latency'
-      proto: Proto
-      port: number
+      endpoints: Array<{
+        proto: Proto
+        port: number
+        /** Connections (one echo each) opened and closed between the two measurements. */
+        warmConnections: number
+      }>
       roundTrips: number
       warmup: number
-      /** Connections (one echo each) opened and closed between the two measurements. */
-      warmConnections: number
+      /** Round trips per relay per turn. */
+      slice: number
+      /**
+       * Round trips at the start of each turn that are not counted: the relay has just sat idle through
+       * the others' turns, and its first echoes after that say how it wakes, not how it relays.
+       */
+      turnWarmup: number
     }
   | { scenario: 'connrate'; proto: Proto; port: number; durationMs: number; parallel: number }
   | { scenario: 'idle'; proto: Proto; port: number; count: number; warmUp: number }
@@ -164,40 +177,71 @@ async function throughput(job: Extract<Job, { scenario: 'upload' | 'download' }>
  * been serving. A fresh Node process compiles and deoptimises its hot paths during the first measurement
  * (see docs/benchmark.md); a process-per-connection relay is fresh every time.
  */
-async function latency(job: Extract<Job, { scenario: 'latency' }>) {
-  const cold = await echoRoundTrips(job)
+type LatencyJob = Extract<Job, { scenario: 'latency' }>
+
+/** Per endpoint: p50/p99/p99.9 on the relay as started, then again once it is warm (see `Job`). */
+async function latency(job: LatencyJob) {
+  const cold = await pairedRoundTrips(job)
   const opening = Buffer.concat([header('e'), PING])
-  let left = job.warmConnections
-  async function worker(): Promise<void> {
-    for (; left > 0; left--) await oneEcho(job.proto, job.port, opening)
+  for (const endpoint of job.endpoints) {
+    let left = endpoint.warmConnections
+    const worker = async (): Promise<void> => {
+      for (; left > 0; left--) await oneEcho(endpoint.proto, endpoint.port, opening)
+    }
+    await Promise.all(Array.from({ length: 8 }, worker))
   }
-  await Promise.all(Array.from({ length: 8 }, worker))
-  const warm = await echoRoundTrips(job)
-  return {
-    ...cold,
-    warmP50Us: warm.p50Us,
-    warmP99Us: warm.p99Us,
-    warmP999Us: warm.p999Us,
+  const warm = await pairedRoundTrips(job)
+  return job.endpoints.map((endpoint, i) => ({
+    ...cold[i]!,
+    warmP50Us: warm[i]!.p50Us,
+    warmP99Us: warm[i]!.p99Us,
+    warmP999Us: warm[i]!.p999Us,
     roundTrips: job.roundTrips,
-    warmConnections: job.warmConnections,
-  }
+    warmConnections: endpoint.warmConnections,
+  }))
 }
 
-async function echoRoundTrips(job: Extract<Job, { scenario: 'latency' }>) {
-  const conn = job.proto === 'tcp' ? await connectTcp(job.port) : await connectRawWs(job.port)
-  const got = counter(conn)
-  conn.write(header('e'))
-  const samples = new Float64Array(job.roundTrips)
-  for (let i = 0; i < job.warmup + job.roundTrips; i++) {
-    const start = performance.now()
-    conn.write(PING)
-    await got(PING.length)
-    if (i >= job.warmup) samples[i - job.warmup] = (performance.now() - start) * 1000
+/** One connection per endpoint; `roundTrips` on each, a slice at a time, the endpoints' order rotating. */
+async function pairedRoundTrips(job: LatencyJob) {
+  const conns: Conn[] = []
+  for (const { proto, port } of job.endpoints) {
+    conns.push(proto === 'tcp' ? await connectTcp(port) : await connectRawWs(port))
   }
-  await conn.close()
-  samples.sort()
-  const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!
-  return { p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999) }
+  const counters = conns.map((conn) => counter(conn))
+  const samples = conns.map(() => new Float64Array(job.roundTrips))
+  for (const [i, conn] of conns.entries()) {
+    conn.write(header('e'))
+    for (let k = 0; k < job.warmup; k++) {
+      conn.write(PING)
+      await counters[i]!(PING.length)
+    }
+  }
+  const n = conns.length
+  for (let done = 0, turn = 0; done < job.roundTrips; done += job.slice, turn++) {
+    const count = Math.min(job.slice, job.roundTrips - done)
+    for (let k = 0; k < n; k++) {
+      const i = (k + turn) % n
+      const conn = conns[i]!
+      const got = counters[i]!
+      const into = samples[i]!
+      for (let w = 0; w < job.turnWarmup; w++) {
+        conn.write(PING)
+        await got(PING.length)
+      }
+      for (let r = 0; r < count; r++) {
+        const start = performance.now()
+        conn.write(PING)
+        await got(PING.length)
+        into[done + r] = (performance.now() - start) * 1000
+      }
+    }
+  }
+  for (const conn of conns) await conn.close()
+  return samples.map((values) => {
+    values.sort()
+    const at = (q: number) => values[Math.min(values.length - 1, Math.floor(q * values.length))]!
+    return { p50Us: at(0.5), p99Us: at(0.99), p999Us: at(0.999) }
+  })
 }
 
 /** One short connection: open, one 64-byte echo, close (the connection-rate scenario's unit). */
@@ -432,9 +476,14 @@ process.on('message', (message: Job | { cmd: 'continue' }) => {
     resume?.()
     return
   }
-  const run = SCENARIOS[message.scenario] as (job: Job) => Promise<Record<string, number>>
+  const run = SCENARIOS[message.scenario] as (
+    job: Job,
+  ) => Promise<Record<string, number> | Array<Record<string, number>>>
   run(message).then(
-    (result) => send({ type: 'result', result }),
+    (result) =>
+      send(
+        Array.isArray(result) ? { type: 'results', results: result } : { type: 'result', result },
+      ),
     (err: unknown) => send({ type: 'error', message: String(err) }),
   )
 })

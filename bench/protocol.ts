@@ -32,4 +32,6 @@ export type ChildMessage =
   | { type: 'listening'; port: number }
   | { type: 'phase'; phase: string; count?: number }
   | { type: 'result'; result: Record<string, number> }
+  /** The paired latency scenario: one result per relay, in the job's order. */
+  | { type: 'results'; results: Array<Record<string, number>> }
   | { type: 'error'; message: string }

@@ -21,6 +21,7 @@ import {
   startRelay,
   stopRelay,
   type Relay,
+  type RunningRelay,
 } from './relays.js'
 import { renderMarkdown, summarise, type Run } from './report.js'
 
@@ -39,6 +40,8 @@ const P = QUICK
       bytes: 32 * MiB,
       reps: 1,
       roundTrips: 1000,
+      latencySlice: 100,
+      latencyTurnWarmup: 20,
       connMs: 500,
       idle: 300,
       idleForking: 50,
@@ -56,6 +59,9 @@ const P = QUICK
       bytes: 2048 * MiB,
       reps: 3,
       roundTrips: 20_000,
+      // 20 turns per relay: a slow stretch of the machine lasts seconds, a turn about 0.2 s.
+      latencySlice: 1000,
+      latencyTurnWarmup: 50,
       connMs: 4000,
       idle: 9000,
       idleForking: 300,
@@ -114,7 +120,12 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 
-function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined {
+/** The job of one relay's own measurement (latency is measured over every relay at once). */
+function jobFor(
+  scenario: Scenario,
+  relay: Relay,
+  port: number,
+): Exclude<Job, { scenario: 'latency' }> | undefined {
   const base = { proto: relay.proto, port }
   switch (scenario) {
     case 'up1':
@@ -129,13 +140,7 @@ function jobFor(scenario: Scenario, relay: Relay, port: number): Job | undefined
         wsClient: args.has('ws-client') ? 'ws' : 'raw',
       }
     case 'latency':
-      return {
-        ...base,
-        scenario,
-        roundTrips: P.roundTrips,
-        warmup: 200,
-        warmConnections: relay.forks ? P.warmUpForking : P.warmUp,
-      }
+      return undefined // paired over every relay at once: measureLatency
     case 'connrate':
       return { ...base, scenario, durationMs: P.connMs, parallel: 16 }
     case 'idle':
@@ -294,6 +299,74 @@ async function measure(
   }
 }
 
+/**
+ * The echo latency of every relay in one paired measurement: all of them started (each with its own
+ * target port), one client alternating slices of round trips between them (client.ts). On a shared
+ * virtual machine the echo time drifts by tens of percent from one minute to the next; measured one relay
+ * after another, that drift decided the ranking. Paired, each relay sees the same minutes.
+ */
+async function measureLatency(order: Relay[], target: ChildProcess): Promise<Run[]> {
+  const started: Array<{ relay: Relay; targetPort: number; running: RunningRelay }> = []
+  const client = forkChild('client.js')
+  try {
+    for (const relay of order) {
+      const targetPortOf = await targetPort(target)
+      const flags = relay.name === 'gangway (alt)' ? ALT_FLAGS : NODE_FLAGS
+      try {
+        started.push({
+          relay,
+          targetPort: targetPortOf,
+          running: await startRelay(relay, targetPortOf, flags),
+        })
+      } catch (err) {
+        target.send({ cmd: 'close', port: targetPortOf })
+        console.error(`  latency via ${relay.name}: FAILED to start: ${String(err)}`)
+      }
+    }
+    await sleep(P.settleMs)
+    const job: Job = {
+      scenario: 'latency',
+      endpoints: started.map(({ relay, running }) => ({
+        proto: relay.proto,
+        port: running.port,
+        warmConnections: relay.forks ? P.warmUpForking : P.warmUp,
+      })),
+      roundTrips: P.roundTrips,
+      warmup: 200,
+      slice: P.latencySlice,
+      turnWarmup: P.latencyTurnWarmup,
+    }
+    const results = await new Promise<Array<Record<string, number>>>((resolve, reject) => {
+      const timeout = setTimeout(() => reject(new Error('timed out')), JOB_TIMEOUT_MS * 4)
+      client.on('message', (m: ChildMessage) => {
+        if (m.type === 'results') {
+          clearTimeout(timeout)
+          resolve(m.results)
+        } else if (m.type === 'error') {
+          clearTimeout(timeout)
+          reject(new Error(m.message))
+        }
+      })
+      client.once('exit', (code) => reject(new Error(`client exited with ${code}`)))
+      client.send(job)
+    })
+    return started.map(({ relay }, i) => ({
+      scenario: 'latency',
+      relay: relay.name,
+      ...results[i]!,
+    }))
+  } catch (err) {
+    console.error(`  latency (paired): FAILED ${String(err)}`)
+    return started.map(({ relay }) => ({ scenario: 'latency', relay: relay.name, failed: 1 }))
+  } finally {
+    client.kill('SIGKILL')
+    for (const { running, targetPort: port } of started) {
+      await stopRelay(running, args.has('cpu-prof'))
+      target.send({ cmd: 'close', port })
+    }
+  }
+}
+
 function machine(): Record<string, unknown> {
   let uptime = ''
   try {
@@ -323,6 +396,17 @@ async function main(): Promise<void> {
   for (let rep = 0; rep < REPS; rep++) {
     for (const scenario of scenarios) {
       const order = relays.map((_, i) => relays[(i + rep) % relays.length]!)
+      if (scenario === 'latency') {
+        const t0 = Date.now()
+        for (const run of await measureLatency(order, target)) {
+          runs.push(run)
+          console.error(`  [${rep + 1}/${REPS}] latency via ${run.relay}: ${brief(run)}`)
+        }
+        console.error(
+          `  [${rep + 1}/${REPS}] latency, paired: ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+        )
+        continue
+      }
       for (const relay of order) {
         const t0 = Date.now()
         const port = await targetPort(target)
