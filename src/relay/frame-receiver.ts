@@ -249,7 +249,8 @@ export class FrameReceiver {
     const opcode = this.#opcode
     if (opcode === OP_BINARY) this.#binarySlice(slice)
     else if (opcode === OP_TEXT) this.#textParts.push(Buffer.from(slice))
-    else if (n === this.#payloadLength) this.#controlPayload = slice // whole: a view, as binary slices are
+    // A whole control payload is handed on as a view, as binary slices are.
+    else if (n === this.#payloadLength) this.#controlPayload = slice
     else {
       const control = (this.#control ??= Buffer.alloc(125))
       slice.copy(control, offset)

@@ -165,7 +165,10 @@ describe('frame-receiver', () => {
             return { got, receiver, reads: splitAt(wire, cuts), payload, ping }
           })
           // Feed the reads interleaved in the generated order, then whatever is left, in turn.
-          for (const pick of [...order, ...parties.flatMap((_, i) => Array(20).fill(i))]) {
+          for (const pick of [
+            ...order,
+            ...parties.flatMap((_, i) => Array.from({ length: 20 }, () => i)),
+          ]) {
             const party = parties[pick % parties.length]!
             const read = party.reads.shift()
             if (read !== undefined) party.receiver.write(Buffer.from(read))
